@@ -1,0 +1,46 @@
+import { PluginError } from "../../core/errors.ts";
+import type { VolumeOptions } from "../../core/types.ts";
+import { resolveAccountId } from "../../system/accounts.ts";
+
+/** Options the posix backend accepts at create. */
+export const POSIX_OPTION_NAMES = ["user", "group", "mode"] as const;
+
+/** Owner and permissions to give a new volume's root directory. */
+export interface Ownership {
+  uid?: number;
+  gid?: number;
+  mode?: number;
+}
+
+/** Parses `user`, `group` (name or numeric id) and `mode` (octal, at most 07777). */
+export async function parseOwnership(options: VolumeOptions, volume: string): Promise<Ownership> {
+  const out: Ownership = {};
+  for (const kind of ["user", "group"] as const) {
+    const value = options[kind];
+    if (value === undefined) continue;
+    const id = await resolveAccountId(kind, value);
+    if (id === undefined) {
+      throw new PluginError(
+        "INVALID_OPTION",
+        `${kind} ${JSON.stringify(value)} does not exist on this host; give a ${kind} name from /etc/${kind === "user" ? "passwd" : "group"} or a numeric id`,
+        { volume },
+      );
+    }
+    if (kind === "user") out.uid = id;
+    else out.gid = id;
+  }
+  if (options.mode !== undefined) out.mode = parseMode(options.mode, volume);
+  return out;
+}
+
+export function parseMode(value: string, volume?: string): number {
+  const mode = /^[0-7]{1,5}$/.test(value) ? Number.parseInt(value, 8) : Number.NaN;
+  if (!(mode <= 0o7777)) {
+    throw new PluginError(
+      "INVALID_OPTION",
+      `mode ${JSON.stringify(value)} is not an octal file mode between 0 and 7777 (for example 0755 or 2770)`,
+      { volume },
+    );
+  }
+  return mode;
+}

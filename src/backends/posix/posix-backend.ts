@@ -1,0 +1,222 @@
+import { constants } from "node:fs";
+import { lstat, mkdir, open, readdir, realpath, rename, rm, rmdir } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { errnoCode, PluginError } from "../../core/errors.ts";
+import type { Backend, Scope, VolumeOptions, VolumeRecord, VolumeSummary } from "../../core/types.ts";
+import { syncDirectory } from "../../system/atomic-file.ts";
+import { MetadataStore, requireRealDirectory } from "../metadata-store.ts";
+import { type Ownership, parseOwnership, POSIX_OPTION_NAMES } from "./options.ts";
+
+/** Our bookkeeping lives in this dotted directory beside the volumes. */
+export const CONTROL_DIR = ".docker-quobyte-plugin";
+
+/** What we store per volume. Shared roots share it, so it never holds secrets. */
+interface PosixVolumeMeta {
+  version: 1;
+  createdAt: string;
+  options: Record<string, string>;
+  /** "removing" marks a Remove that was interrupted; the next Remove or Create ends it. */
+  state: "ready" | "removing";
+}
+
+export interface PosixBackendOptions {
+  /** Directory holding one subdirectory per volume. */
+  root: string;
+  scope?: Scope;
+}
+
+/**
+ * Volumes as directories under one root: local disk, or any filesystem already mounted
+ * there (NFS, GlusterFS, CephFS). Per-volume metadata sits beside the volumes under the
+ * root, so every host sharing the root sees the same volumes.
+ *
+ * Nothing outside the root is touched: names are single validated path components, the
+ * volume directory is never followed when it is a symlink, and removal first renames
+ * the directory into our trash (rename moves a symlink, not its target).
+ */
+export class PosixBackend implements Backend {
+  readonly kind = "posix";
+  readonly scope: Scope;
+  readonly optionNames = POSIX_OPTION_NAMES;
+  private root = "";
+  private meta!: MetadataStore<PosixVolumeMeta>;
+  private trashDir = "";
+  private trashSweep: Promise<void> = Promise.resolve();
+
+  constructor(options: PosixBackendOptions) {
+    this.scope = options.scope ?? "local";
+    this.setRoot(resolve(options.root));
+  }
+
+  private setRoot(root: string): void {
+    this.root = root;
+    this.meta = new MetadataStore(join(root, CONTROL_DIR, "volumes"), 0o644);
+    this.trashDir = join(root, CONTROL_DIR, "trash");
+  }
+
+  /** The volume root as used (its real path once init ran). */
+  get rootPath(): string {
+    return this.root;
+  }
+
+  async init(): Promise<void> {
+    try {
+      await mkdir(this.root, { recursive: true, mode: 0o755 });
+      // Hand the engine canonical paths, whatever symlinks lead to the root.
+      this.setRoot(await realpath(this.root));
+      await requireRealDirectory(this.root);
+      await mkdir(join(this.root, CONTROL_DIR), { mode: 0o755 }).catch(ignoreExists);
+      await requireRealDirectory(join(this.root, CONTROL_DIR));
+      await this.meta.init();
+      await mkdir(this.trashDir, { mode: 0o700 }).catch(ignoreExists);
+      await requireRealDirectory(this.trashDir);
+      // Leftovers of interrupted removals are deleted in the background: a large one
+      // must not delay the socket, and a failure is simply retried at the next start.
+      this.trashSweep = this.emptyTrash().catch(() => {});
+    } catch (error) {
+      if (error instanceof PluginError) throw error;
+      throw new PluginError("BACKEND_FAILED", `cannot use ${this.root} as the volume root: ${describe(error)}`, {
+        cause: error,
+      });
+    }
+  }
+
+  /** Deletes what interrupted removals left in the trash. */
+  async emptyTrash(): Promise<void> {
+    for (const entry of await readdir(this.trashDir)) {
+      await rm(join(this.trashDir, entry), { recursive: true, force: true });
+    }
+  }
+
+  pathOf(name: string): string {
+    return join(this.root, name);
+  }
+
+  async create(name: string, options: VolumeOptions): Promise<void> {
+    const ownership = await parseOwnership(options, name);
+    const existing = await this.meta.read(name);
+    if (existing?.state === "ready") return;
+    if (existing?.state === "removing") await this.finishRemove(name);
+
+    const dir = this.pathOf(name);
+    let made = true;
+    try {
+      await mkdir(dir, { mode: 0o755 });
+    } catch (error) {
+      if (errnoCode(error) !== "EEXIST") throw backendError(`cannot create ${dir}`, error, name);
+      // A directory without metadata: a create interrupted before, or data the operator
+      // placed there on purpose. Adopt it, but only if it is a real directory.
+      made = false;
+      await this.requireVolumeDirectory(name);
+    }
+    try {
+      await applyOwnership(dir, ownership);
+      await this.meta.write(name, { version: 1, createdAt: new Date().toISOString(), options: { ...options }, state: "ready" });
+    } catch (error) {
+      if (made) await rmdir(dir).catch(() => {});
+      if (error instanceof PluginError) throw error;
+      throw backendError(`cannot set owner or mode of ${dir}`, error, name);
+    }
+  }
+
+  async remove(name: string): Promise<void> {
+    const existing = await this.meta.read(name);
+    if (!existing) return;
+    if (existing.state !== "removing") await this.meta.write(name, { ...existing, state: "removing" });
+    await this.finishRemove(name);
+  }
+
+  /** Moves the data into the trash, forgets the volume, then deletes the data. */
+  private async finishRemove(name: string): Promise<void> {
+    const trashed = join(this.trashDir, crypto.randomUUID());
+    let moved = true;
+    try {
+      await rename(this.pathOf(name), trashed);
+      await syncDirectory(this.root);
+    } catch (error) {
+      if (errnoCode(error) !== "ENOENT") throw backendError(`cannot remove ${this.pathOf(name)}`, error, name);
+      moved = false;
+    }
+    await this.meta.delete(name);
+    if (moved) {
+      try {
+        await rm(trashed, { recursive: true, force: true });
+      } catch (error) {
+        // The volume is gone already; what is left in the trash is deleted at next start.
+        throw backendError(`volume removed, but deleting its data in ${trashed} failed`, error, name);
+      }
+    }
+  }
+
+  async inspect(name: string): Promise<VolumeRecord | undefined> {
+    const meta = await this.meta.read(name);
+    if (!meta) return undefined;
+    const status: Record<string, unknown> = { backend: this.kind, options: meta.options };
+    if (meta.state !== "ready") status.state = meta.state;
+    return { name, mountpoint: this.pathOf(name), createdAt: meta.createdAt, status };
+  }
+
+  async list(): Promise<VolumeSummary[]> {
+    return (await this.meta.names()).map((name) => ({ name, mountpoint: this.pathOf(name) }));
+  }
+
+  async prepareMount(name: string): Promise<string> {
+    const meta = await this.meta.read(name);
+    if (meta?.state === "removing") {
+      throw new PluginError("BACKEND_FAILED", `volume ${JSON.stringify(name)} is being removed`, { volume: name });
+    }
+    await this.requireVolumeDirectory(name);
+    return this.pathOf(name);
+  }
+
+  private async requireVolumeDirectory(name: string): Promise<void> {
+    const dir = this.pathOf(name);
+    let info;
+    try {
+      info = await lstat(dir);
+    } catch (error) {
+      if (errnoCode(error) === "ENOENT") {
+        throw new PluginError("BACKEND_FAILED", `directory ${dir} of volume ${JSON.stringify(name)} is missing`, { volume: name });
+      }
+      throw backendError(`cannot check ${dir}`, error, name);
+    }
+    if (info.isSymbolicLink() || !info.isDirectory()) {
+      throw new PluginError(
+        "BACKEND_FAILED",
+        `${dir} is not a directory (symlinks are not followed); move it away or choose another volume name`,
+        { volume: name },
+      );
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.trashSweep;
+  }
+}
+
+/** chown/chmod through a descriptor opened without following symlinks. */
+async function applyOwnership(dir: string, ownership: Ownership): Promise<void> {
+  if (ownership.uid === undefined && ownership.gid === undefined && ownership.mode === undefined) return;
+  const handle = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+  try {
+    if (ownership.uid !== undefined || ownership.gid !== undefined) {
+      await handle.chown(ownership.uid ?? -1, ownership.gid ?? -1);
+    }
+    // After chown: it clears setuid/setgid bits, which the mode may ask for.
+    if (ownership.mode !== undefined) await handle.chmod(ownership.mode);
+  } finally {
+    await handle.close();
+  }
+}
+
+function ignoreExists(error: unknown): void {
+  if (errnoCode(error) !== "EEXIST") throw error;
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function backendError(message: string, cause: unknown, volume: string): PluginError {
+  return new PluginError("BACKEND_FAILED", `${message}: ${describe(cause)}`, { cause, volume });
+}

@@ -1,0 +1,158 @@
+import { withDeadline } from "./deadline.ts";
+import { PluginError } from "./errors.ts";
+import { KeyedLock } from "./lock.ts";
+import type { MountRefs } from "./mount-refs.ts";
+import { validateVolumeName } from "./names.ts";
+import type { Backend, Scope, VolumeRecord, VolumeSummary } from "./types.ts";
+
+export interface DriverOptions {
+  /** Deadline for each operation, lock wait included (ms); 0 disables it. */
+  timeoutMs: number;
+  /** Overrides the backend's scope (`--scope`). */
+  scope?: Scope;
+}
+
+/** The longest mount ID we accept; the engine sends 64 hex characters. */
+const MAX_MOUNT_ID_LENGTH = 256;
+
+/**
+ * The volume driver: the eight operations of the Docker volume protocol in domain terms.
+ * It knows nothing of HTTP or the command line. Every operation on a name runs under that
+ * name's lock, so Remove racing Mount sees either the mount or no volume, never half.
+ */
+export class Driver {
+  readonly scope: Scope;
+  private readonly lock = new KeyedLock();
+
+  constructor(
+    readonly backend: Backend,
+    private readonly refs: MountRefs,
+    private readonly options: DriverOptions,
+  ) {
+    this.scope = options.scope ?? backend.scope;
+  }
+
+  /** Creates a volume; creating an existing one succeeds and changes nothing. */
+  async create(name: unknown, options: unknown): Promise<void> {
+    const volume = validateVolumeName(name);
+    const opts = validateOptions(options, this.backend.optionNames, volume);
+    await this.locked(volume, "create", () => this.backend.create(volume, opts));
+  }
+
+  /** Deletes a volume and its data; refused while it is mounted on this host. */
+  async remove(name: unknown): Promise<void> {
+    const volume = validateVolumeName(name);
+    await this.locked(volume, "remove", async () => {
+      const mounts = this.refs.count(volume);
+      if (mounts > 0) {
+        throw new PluginError(
+          "VOLUME_IN_USE",
+          `volume ${JSON.stringify(volume)} is in use by ${mounts} mount(s) on this host; stop the containers using it first`,
+          { volume },
+        );
+      }
+      await this.backend.remove(volume);
+    });
+  }
+
+  /** Records a mount under `mountId` and returns the path for the container. */
+  async mount(name: unknown, mountId: unknown): Promise<string> {
+    const volume = validateVolumeName(name);
+    const id = validateMountId(mountId, volume);
+    return this.locked(volume, "mount", async () => {
+      await this.require(volume);
+      const path = await this.backend.prepareMount(volume);
+      this.refs.add(volume, id);
+      return path;
+    });
+  }
+
+  /** Drops one mount under `mountId`; an ID we never saw is success (see MountRefs). */
+  async unmount(name: unknown, mountId: unknown): Promise<void> {
+    const volume = validateVolumeName(name);
+    const id = validateMountId(mountId, volume);
+    await this.locked(volume, "unmount", async () => {
+      this.refs.release(volume, id);
+    });
+  }
+
+  /** The path of a volume mounted on this host. */
+  async path(name: unknown): Promise<string> {
+    const volume = validateVolumeName(name);
+    return this.locked(volume, "path", async () => {
+      await this.require(volume);
+      if (this.refs.count(volume) === 0) {
+        throw new PluginError("NOT_MOUNTED", `volume ${JSON.stringify(volume)} is not mounted on this host`, {
+          volume,
+        });
+      }
+      return this.backend.pathOf(volume);
+    });
+  }
+
+  /** One volume with its Status; unknown names are an error and are never created. */
+  async get(name: unknown): Promise<VolumeRecord> {
+    const volume = validateVolumeName(name);
+    return this.locked(volume, "get", async () => {
+      const record = await this.require(volume);
+      return { ...record, status: { ...record.status, mounts: this.refs.count(volume) } };
+    });
+  }
+
+  async list(): Promise<VolumeSummary[]> {
+    return withDeadline(this.backend.list(), this.options.timeoutMs, "list");
+  }
+
+  capabilities(): { scope: Scope } {
+    return { scope: this.scope };
+  }
+
+  /** Active mounts per volume on this host. */
+  mounts(): Map<string, number> {
+    return this.refs.snapshot();
+  }
+
+  private async require(volume: string): Promise<VolumeRecord> {
+    const record = await this.backend.inspect(volume);
+    if (!record) {
+      throw new PluginError("VOLUME_NOT_FOUND", `volume ${JSON.stringify(volume)} does not exist`, { volume });
+    }
+    return record;
+  }
+
+  private locked<T>(volume: string, what: string, task: () => Promise<T>): Promise<T> {
+    return withDeadline(this.lock.run(volume, task), this.options.timeoutMs, `${what} of volume ${JSON.stringify(volume)}`, volume);
+  }
+}
+
+function validateMountId(id: unknown, volume: string): string {
+  if (typeof id !== "string" || id.length === 0 || id.length > MAX_MOUNT_ID_LENGTH) {
+    throw new PluginError("INVALID_REQUEST", `mount ID must be a non-empty string of at most ${MAX_MOUNT_ID_LENGTH} characters`, {
+      volume,
+    });
+  }
+  return id;
+}
+
+/** Opts arrive as null, {} or a map of strings; anything else is refused before any work. */
+function validateOptions(options: unknown, allowed: readonly string[], volume: string): Record<string, string> {
+  if (options === null || options === undefined) return {};
+  if (typeof options !== "object" || Array.isArray(options)) {
+    throw new PluginError("INVALID_OPTION", "volume options must be an object of strings", { volume });
+  }
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(options)) {
+    if (!allowed.includes(key)) {
+      throw new PluginError(
+        "INVALID_OPTION",
+        `unknown volume option ${JSON.stringify(key)}; allowed options: ${allowed.join(", ")}`,
+        { volume },
+      );
+    }
+    if (typeof value !== "string") {
+      throw new PluginError("INVALID_OPTION", `volume option ${JSON.stringify(key)} must be a string`, { volume });
+    }
+    out[key] = value;
+  }
+  return out;
+}

@@ -1,0 +1,50 @@
+/** Domain types shared by the core and the backends; no wire (protocol) names here. */
+
+export type Scope = "local" | "global";
+
+/** Volume options exactly as the engine passed them (`-o key=value`). */
+export type VolumeOptions = Readonly<Record<string, string>>;
+
+/** What a backend knows about one volume. */
+export interface VolumeRecord {
+  readonly name: string;
+  /** Absolute host path the volume is reached at. */
+  readonly mountpoint: string;
+  /** Creation time (ISO 8601 / RFC 3339), when known. */
+  readonly createdAt?: string;
+  /** Backend facts for `docker volume inspect` (Status); never holds secrets. */
+  readonly status: Readonly<Record<string, unknown>>;
+}
+
+export interface VolumeSummary {
+  readonly name: string;
+  readonly mountpoint: string;
+}
+
+/**
+ * A storage backend: where volumes live and how they are created and deleted. Backends
+ * receive names the core has already validated and run under the core's per-volume lock,
+ * so they need no locking of their own for a single name.
+ */
+export interface Backend {
+  /** Short identifier (`posix`, `quobyte`), shown in Status and logs. */
+  readonly kind: string;
+  readonly scope: Scope;
+  /** Option keys accepted by create; anything else is refused. */
+  readonly optionNames: readonly string[];
+  /** Verifies (and where it may, prepares) the storage before serving. */
+  init(): Promise<void>;
+  /** Creates the volume, or does nothing when it exists already. */
+  create(name: string, options: VolumeOptions): Promise<void>;
+  /** Deletes the volume and its data; a volume that does not exist is success. */
+  remove(name: string): Promise<void>;
+  /** The volume, or undefined when it does not exist. Never creates. */
+  inspect(name: string): Promise<VolumeRecord | undefined>;
+  list(): Promise<VolumeSummary[]>;
+  /** Checks the volume is reachable and returns the path to hand to the engine. */
+  prepareMount(name: string): Promise<string>;
+  /** The path a volume is reached at, without touching storage. */
+  pathOf(name: string): string;
+  /** Releases resources (timers, connections). */
+  close(): Promise<void>;
+}

@@ -1,0 +1,38 @@
+import { type CommandDef, runCommand, showUsage } from "citty";
+import { rootCommand } from "./cli/index.ts";
+import { UsageError } from "./config.ts";
+
+/** The only place that reads argv and exits: 0 ok, 1 runtime failure, 2 bad usage. */
+async function main(rawArgs: string[]): Promise<number> {
+  const subName = rawArgs.find((arg) => !arg.startsWith("-"));
+  const subCommands = (rootCommand.subCommands ?? {}) as Record<string, CommandDef>;
+  const sub = subName === undefined ? undefined : subCommands[subName];
+  if (rawArgs.includes("--help") || rawArgs.includes("-h")) {
+    await (sub ? showUsage(sub, rootCommand as CommandDef) : showUsage(rootCommand as CommandDef));
+    return 0;
+  }
+  if (rawArgs.length === 1 && (rawArgs[0] === "--version" || rawArgs[0] === "-v")) {
+    process.stdout.write(`${String((rootCommand.meta as { version?: string }).version)}\n`);
+    return 0;
+  }
+  if (subName === undefined || !sub) {
+    await showUsage(rootCommand as CommandDef);
+    process.stderr.write(subName === undefined ? "no command given\n" : `unknown command ${subName}\n`);
+    return 2;
+  }
+  try {
+    await runCommand(rootCommand as CommandDef, { rawArgs });
+    return 0;
+  } catch (error) {
+    if (error instanceof UsageError) {
+      process.stderr.write(`error: ${error.message}\nrun \`docker-quobyte-plugin ${subName} --help\` for usage\n`);
+      return 2;
+    }
+    process.stderr.write(`error: ${error instanceof Error ? error.message : String(error)}\n`);
+    return 1;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));
+// serve leaves nothing running once it returns; other commands may hold idle handles.
+process.exit();

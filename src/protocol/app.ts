@@ -1,0 +1,98 @@
+import { Hono } from "hono";
+import type { Driver } from "../core/driver.ts";
+import { PluginError } from "../core/errors.ts";
+import type { Logger } from "../logging.ts";
+import { parseObject, readBody } from "./body.ts";
+import { errorReply } from "./error-reply.ts";
+import { ACTIVATE_REPLY, CONTENT_TYPE, mountIdOf, nameOf, toWireSummary, toWireVolume } from "./schema.ts";
+
+type Body = Record<string, unknown>;
+type Endpoint = (driver: Driver, body: Body) => Promise<unknown>;
+
+/** The eight VolumeDriver methods: decode the body, call the driver, encode the reply. */
+const ENDPOINTS: Record<string, Endpoint> = {
+  "VolumeDriver.Create": async (driver, body) => {
+    await driver.create(nameOf(body), body.Opts);
+    return {};
+  },
+  "VolumeDriver.Remove": async (driver, body) => {
+    await driver.remove(nameOf(body));
+    return {};
+  },
+  "VolumeDriver.Mount": async (driver, body) => ({ Mountpoint: await driver.mount(nameOf(body), mountIdOf(body)) }),
+  "VolumeDriver.Unmount": async (driver, body) => {
+    await driver.unmount(nameOf(body), mountIdOf(body));
+    return {};
+  },
+  "VolumeDriver.Path": async (driver, body) => ({ Mountpoint: await driver.path(nameOf(body)) }),
+  "VolumeDriver.Get": async (driver, body) => ({ Volume: toWireVolume(await driver.get(nameOf(body))) }),
+  "VolumeDriver.List": async (driver) => ({ Volumes: (await driver.list()).map(toWireSummary) }),
+  "VolumeDriver.Capabilities": async (driver) => ({ Capabilities: { Scope: driver.capabilities().scope } }),
+};
+
+export const VOLUME_ENDPOINTS = Object.keys(ENDPOINTS);
+
+/**
+ * Docker 20.10 sends an empty Host header over the Unix socket, which leaves Bun with a
+ * request URL of just the path; newer engines send `plugin.moby.localhost`. Route on the
+ * path alone, never on the host.
+ */
+function pathOf(request: Request): string {
+  const url = request.url;
+  const start = url.startsWith("/") ? 0 : url.indexOf("/", url.indexOf("//") + 2);
+  if (start < 0) return "/";
+  const query = url.indexOf("?", start);
+  return query < 0 ? url.slice(start) : url.slice(start, query);
+}
+
+function reply(payload: unknown, status = 200): Response {
+  return new Response(JSON.stringify(payload), { status, headers: { "Content-Type": CONTENT_TYPE } });
+}
+
+/** The protocol router: Plugin.Activate plus the VolumeDriver table over one driver. */
+export function createApp(driver: Driver, log: Logger): Hono {
+  const app = new Hono({ getPath: pathOf });
+  let requestCount = 0;
+
+  // Activate has an empty body and must always answer at once.
+  app.post("/Plugin.Activate", () => reply(ACTIVATE_REPLY));
+
+  for (const [method, call] of Object.entries(ENDPOINTS)) {
+    app.post(`/${method}`, async (c) => {
+      const started = performance.now();
+      const id = ++requestCount;
+      let volume: string | undefined;
+      try {
+        const body = parseObject(await readBody(c.req.raw));
+        // Shown in logs only; a hostile request may send megabytes of name.
+        if (typeof body.Name === "string") volume = body.Name.slice(0, 256);
+        const payload = await call(driver, body);
+        log.debug("request", { id, endpoint: method, volume, ms: elapsed(started) });
+        return reply(payload);
+      } catch (thrown) {
+        const { status, body, error } = errorReply(thrown);
+        const fields = { id, endpoint: method, volume: error.volume ?? volume, code: error.code, ms: elapsed(started) };
+        if (error.code === "INTERNAL") log.error("request failed", { ...fields, error: String(thrown) });
+        else log.warn(`request failed: ${error.message}`, fields);
+        return reply(body, status);
+      }
+    });
+  }
+
+  app.notFound((c) => {
+    const { status, body } = errorReply(
+      new PluginError("UNKNOWN_ENDPOINT", `no such endpoint: ${c.req.method} ${pathOf(c.req.raw)}`),
+    );
+    return reply(body, status);
+  });
+  app.onError((thrown) => {
+    log.error("unhandled error", { error: String(thrown) });
+    const { status, body } = errorReply(thrown);
+    return reply(body, status);
+  });
+  return app;
+}
+
+function elapsed(started: number): number {
+  return Math.round((performance.now() - started) * 1000) / 1000;
+}

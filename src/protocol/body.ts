@@ -1,0 +1,58 @@
+import { PluginError } from "../core/errors.ts";
+
+/** The engine sends bodies of a few hundred bytes; anything this large is not the engine. */
+export const MAX_BODY_BYTES = 1024 * 1024;
+
+// Invalid UTF-8 becomes U+FFFD, as the engine's Go JSON encoder would have produced.
+const decoder = new TextDecoder("utf-8", { fatal: false });
+
+/**
+ * Reads a request body as text, refusing more than `limit` bytes without buffering them:
+ * a declared Content-Length over the limit is refused before reading, a chunked body
+ * is counted as it arrives.
+ */
+export async function readBody(request: Request, limit = MAX_BODY_BYTES): Promise<string> {
+  const declared = request.headers.get("content-length");
+  if (declared !== null && Number(declared) > limit) throw tooLarge(limit);
+  if (!request.body) return "";
+  if (declared !== null) return decoder.decode(await request.arrayBuffer());
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  const reader = request.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > limit) {
+      await reader.cancel().catch(() => {});
+      throw tooLarge(limit);
+    }
+    chunks.push(value);
+  }
+  return decoder.decode(Buffer.concat(chunks));
+}
+
+/**
+ * Parses a body that must be a JSON object. An empty body is refused explicitly: the
+ * engine re-sends a request with an empty body after a dropped connection, and acting on
+ * it (a Name of "" or a missing ID) would be acting on a request nobody made.
+ */
+export function parseObject(text: string): Record<string, unknown> {
+  if (text.trim().length === 0) {
+    throw new PluginError("INVALID_REQUEST", "empty request body; nothing was done");
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new PluginError("INVALID_REQUEST", "request body is not valid JSON; nothing was done");
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new PluginError("INVALID_REQUEST", "request body must be a JSON object; nothing was done");
+  }
+  return value as Record<string, unknown>;
+}
+
+function tooLarge(limit: number): PluginError {
+  return new PluginError("REQUEST_TOO_LARGE", `request body exceeds ${limit} bytes; nothing was done`);
+}

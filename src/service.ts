@@ -1,0 +1,65 @@
+import { createBackend } from "./backends/index.ts";
+import type { ServeConfig } from "./config.ts";
+import { Driver } from "./core/driver.ts";
+import { MountRefs } from "./core/mount-refs.ts";
+import type { Logger } from "./logging.ts";
+import { createApp } from "./protocol/app.ts";
+import { MAX_BODY_BYTES } from "./protocol/body.ts";
+import { listenUnix } from "./protocol/unix-listener.ts";
+import { resolveAccountId } from "./system/accounts.ts";
+import { DEFAULTS } from "./config.ts";
+
+export interface RunningService {
+  readonly driver: Driver;
+  readonly socketPath: string;
+  /** Stops serving, removes the socket, releases the state database. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** Wires backend, state, driver, router and socket: everything `serve` runs. */
+export async function startService(config: ServeConfig, log: Logger): Promise<RunningService> {
+  const gid = await resolveAccountId("group", config.socketGroup);
+  if (gid === undefined) throw new Error(`socket group ${JSON.stringify(config.socketGroup)} does not exist`);
+
+  const backend = createBackend(config);
+  await backend.init();
+  const refs = MountRefs.open({
+    stateDir: config.stateDir,
+    onQuarantine: (from, to, cause) =>
+      log.error(`mount state ${from} was unreadable and moved to ${to}; starting with no recorded mounts`, {
+        error: String(cause),
+      }),
+  });
+  const driver = new Driver(backend, refs, { timeoutMs: config.timeoutMs, scope: config.scope });
+  const app = createApp(driver, log.withTag("protocol"));
+  let listener;
+  try {
+    listener = await listenUnix({
+      path: config.socketPath,
+      gid,
+      fetch: app.fetch,
+      idleTimeoutSeconds: DEFAULTS.idleTimeoutSeconds,
+      // A backstop above our own limit, so that our handler answers oversized bodies
+      // with an {"Err"} before Bun would cut them off without one.
+      maxRequestBodySize: MAX_BODY_BYTES * 4,
+    });
+  } catch (error) {
+    refs.close();
+    await backend.close();
+    throw error;
+  }
+
+  let stopping: Promise<void> | undefined;
+  return {
+    driver,
+    socketPath: listener.path,
+    stop() {
+      stopping ??= (async () => {
+        await listener.stop();
+        refs.close();
+        await backend.close();
+      })();
+      return stopping;
+    },
+  };
+}

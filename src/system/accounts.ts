@@ -1,0 +1,35 @@
+import { readFile } from "node:fs/promises";
+
+/** The largest id chown accepts; (uid_t)-1 means "unchanged" and is not a real id. */
+const MAX_ID = 0xfffffffe;
+
+export type AccountKind = "user" | "group";
+
+/**
+ * Resolves a user or group given by name or numeric id to its numeric id. Numeric ids
+ * are taken as they are (containers often run as ids the host has no name for); names
+ * are looked up in /etc/passwd or /etc/group. Returns undefined for an unknown name.
+ * The lookup reads the files directly: a static binary has no NSS modules to ask.
+ */
+export async function resolveAccountId(
+  kind: AccountKind,
+  value: string,
+  files: { passwd?: string; group?: string } = {},
+): Promise<number | undefined> {
+  if (/^\d+$/.test(value)) {
+    const id = Number(value);
+    return id <= MAX_ID ? id : undefined;
+  }
+  const file = kind === "user" ? (files.passwd ?? "/etc/passwd") : (files.group ?? "/etc/group");
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch {
+    return undefined;
+  }
+  for (const line of text.split("\n")) {
+    const fields = line.split(":");
+    if (fields[0] === value && fields[2] !== undefined && /^\d+$/.test(fields[2])) return Number(fields[2]);
+  }
+  return undefined;
+}
