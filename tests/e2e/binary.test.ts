@@ -1,0 +1,105 @@
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { existsSync, statSync } from "node:fs";
+import { EngineClient } from "../support/engine-client.ts";
+import { makeTempDir, removeTempDir } from "../support/tmp.ts";
+import { type PluginProcess, runBinary, startPlugin, stopPlugin } from "./plugin-process.ts";
+
+let dir: string;
+let plugin: PluginProcess | undefined;
+
+beforeEach(async () => {
+  dir = await makeTempDir("dqp-bin-");
+});
+afterEach(async () => {
+  if (plugin) await stopPlugin(plugin, "SIGKILL");
+  plugin = undefined;
+  await removeTempDir(dir);
+});
+
+function serveArgs(extra: string[] = []): string[] {
+  return ["--backend", "posix", "--path", `${dir}/volumes`, "--state-dir", `${dir}/state`, "--socket", `${dir}/p.sock`, ...extra];
+}
+
+describe("the compiled binary", () => {
+  test("--help works on every command and names its flags", async () => {
+    const root = await runBinary(["--help"]);
+    expect(root.code).toBe(0);
+    expect(root.stdout).toContain("serve");
+    expect(root.stdout).toContain("mount-all");
+    const serve = await runBinary(["serve", "--help"]);
+    expect(serve.code).toBe(0);
+    for (const flag of ["--backend", "--path", "--state-dir", "--name", "--socket", "--group", "--scope", "--log-level", "--log-format"]) {
+      expect(serve.stdout).toContain(flag);
+    }
+    const mountAll = await runBinary(["mount-all", "--help"]);
+    expect(mountAll.code).toBe(0);
+    expect(mountAll.stdout).toContain("--path");
+  });
+
+  test("bad usage exits 2 with a clear message", async () => {
+    const unknownFlag = await runBinary(["serve", "--sate-dir", "/tmp/x"]);
+    expect(unknownFlag.code).toBe(2);
+    expect(unknownFlag.stderr).toContain("unknown option --sate-dir");
+    const badScope = await runBinary(["serve", "--scope", "planet"]);
+    expect(badScope.code).toBe(2);
+    expect(badScope.stderr).toContain("--scope");
+    const unknownCommand = await runBinary(["frobnicate"]);
+    expect(unknownCommand.code).toBe(2);
+  });
+
+  test("mount-all prepares and verifies the posix root", async () => {
+    const result = await runBinary(["mount-all", "--path", `${dir}/volumes`]);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain("is ready");
+    expect(statSync(`${dir}/volumes/.docker-quobyte-plugin`).isDirectory()).toBe(true);
+  });
+
+  for (const signal of ["SIGTERM", "SIGINT"] as const) {
+    test(`serve removes its socket on ${signal}`, async () => {
+      plugin = await startPlugin(serveArgs(), `${dir}/p.sock`);
+      expect(statSync(`${dir}/p.sock`).mode & 0o777).toBe(0o660);
+      expect(await stopPlugin(plugin, signal)).toBe(0);
+      expect(existsSync(`${dir}/p.sock`)).toBe(false);
+    });
+  }
+
+  test("json logs: one line per request at debug, failures at warn with volume and code", async () => {
+    plugin = await startPlugin(serveArgs(["--log-level", "debug", "--log-format", "json"]), `${dir}/p.sock`);
+    const engine = new EngineClient(`${dir}/p.sock`);
+    await engine.call("VolumeDriver.Create", { Name: "logged", Opts: null });
+    await engine.call("VolumeDriver.Get", { Name: "absent" });
+    engine.close();
+    await stopPlugin(plugin);
+    const lines = plugin.stderr().trim().split("\n").map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(lines.some((l) => l.level === "debug" && l.endpoint === "VolumeDriver.Create" && l.volume === "logged")).toBe(true);
+    expect(lines.some((l) => l.level === "warn" && l.volume === "absent" && l.code === "VOLUME_NOT_FOUND")).toBe(true);
+  });
+
+  test("after SIGKILL a restarted plugin still knows the mounts and accepts their Unmount", async () => {
+    plugin = await startPlugin(serveArgs(), `${dir}/p.sock`);
+    let engine = new EngineClient(`${dir}/p.sock`);
+    const id = "c".repeat(64);
+    await engine.call("VolumeDriver.Create", { Name: "held" });
+    expect((await engine.call("VolumeDriver.Mount", { Name: "held", ID: id })).json).toEqual({
+      Mountpoint: `${dir}/volumes/held`,
+    });
+    engine.close();
+    await stopPlugin(plugin, "SIGKILL");
+    expect(existsSync(`${dir}/p.sock`)).toBe(true); // stale: the restart must replace it
+
+    plugin = await startPlugin(serveArgs(), `${dir}/p.sock`);
+    engine = new EngineClient(`${dir}/p.sock`);
+    try {
+      expect((await engine.call("VolumeDriver.Remove", { Name: "held" })).json).toMatchObject({
+        Err: expect.stringContaining("VOLUME_IN_USE"),
+      });
+      expect((await engine.call("VolumeDriver.Get", { Name: "held" })).json).toMatchObject({
+        Volume: { Name: "held", Status: { mounts: 1 } },
+      });
+      expect((await engine.call("VolumeDriver.Unmount", { Name: "held", ID: id })).json).toEqual({});
+      expect((await engine.call("VolumeDriver.Remove", { Name: "held" })).json).toEqual({});
+    } finally {
+      engine.close();
+    }
+  });
+});
