@@ -1,16 +1,25 @@
 import { resolve } from "node:path";
 import type { Scope } from "./core/types.ts";
 import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevelName } from "./logging.ts";
+import { MOUNT_CHECK_MODES, type MountCheckMode } from "./system/mount-health.ts";
 
-export const BACKENDS = ["posix"] as const;
+export const BACKENDS = ["posix", "quobyte"] as const;
 export type BackendKind = (typeof BACKENDS)[number];
 
 export const DEFAULTS = {
   name: "quobyte",
   stateDir: "/var/lib/docker-quobyte-plugin",
   posixPath: "/var/lib/docker-quobyte-plugin/volumes",
+  quobyteMountPath: "/run/docker/quobyte/mnt",
   socketDir: "/run/docker/plugins",
+  envFile: "/etc/quobyte/docker-quobyte.env",
+  apiUser: "admin",
+  configurationName: "BASE",
+  mountOptions: "-o user_xattr",
+  registry: "localhost:7861",
   timeoutSeconds: 30,
+  apiTimeoutSeconds: 10,
+  createWaitSeconds: 20,
   idleTimeoutSeconds: 60,
 } as const;
 
@@ -19,9 +28,26 @@ export class UsageError extends Error {
   override readonly name = "UsageError";
 }
 
+/** Settings of the quobyte backend. `password` is a secret: never log or print it. */
+export interface QuobyteConfig {
+  apiUrl: string;
+  user: string;
+  password: string;
+  /** File with the PEM CA of an https API. */
+  apiCaFile: string | undefined;
+  apiTimeoutMs: number;
+  registry: string;
+  tenant: string;
+  configurationName: string;
+  /** Extra arguments for mount.quobyte (QUOBYTE_MOUNT_OPTIONS split on blanks). */
+  mountOptions: string[];
+  createWaitMs: number;
+  listAll: boolean;
+}
+
 export interface ServeConfig {
   backend: BackendKind;
-  /** The posix volume root. */
+  /** posix: the volume root; quobyte: where the Quobyte namespace is mounted. */
   path: string;
   stateDir: string;
   driverName: string;
@@ -29,12 +55,14 @@ export interface ServeConfig {
   /** Socket group as given (name or id); resolved to a gid at start. */
   socketGroup: string;
   scope: Scope | undefined;
+  mountCheck: MountCheckMode;
   logLevel: LogLevelName;
   logFormat: LogFormat;
   timeoutMs: number;
+  quobyte: QuobyteConfig | undefined;
 }
 
-/** Raw command-line values (citty's parsed args), all optional strings. */
+/** Raw command-line values (citty's parsed args). */
 export interface ServeArgs {
   backend?: string;
   path?: string;
@@ -43,36 +71,97 @@ export interface ServeArgs {
   socket?: string;
   group?: string;
   scope?: string;
+  "mount-check"?: string;
   "log-level"?: string;
   "log-format"?: string;
   timeout?: string;
+  api?: string;
+  user?: string;
+  registry?: string;
+  "tenant-id"?: string;
+  "configuration-name"?: string;
+  options?: string;
+  "api-ca"?: string;
+  "api-timeout"?: string;
+  "create-wait"?: string;
+  "list-all"?: boolean;
 }
 
-/** Flags win over environment variables, which win over defaults. Pure: no I/O. */
-export function resolveServeConfig(args: ServeArgs, env: Record<string, string | undefined>): ServeConfig {
-  const backend = oneOf("--backend", args.backend ?? "posix", BACKENDS);
+type Env = Record<string, string | undefined>;
+
+/**
+ * Flags win over the environment (which includes the env file), which wins over
+ * defaults. Pure: reading the env and password files happens before, in the CLI.
+ */
+export function resolveServeConfig(args: ServeArgs, env: Env): ServeConfig {
+  const apiUrl = nonEmpty(args.api) ?? nonEmpty(env.QUOBYTE_API_URL);
+  const backend = oneOf("--backend", args.backend ?? (apiUrl ? "quobyte" : "posix"), BACKENDS);
   const driverName = args.name ?? DEFAULTS.name;
   if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(driverName)) {
     throw new UsageError(`--name ${JSON.stringify(driverName)} must be letters, digits, "_", "." or "-" (at most 64)`);
   }
   const scope = args.scope === undefined ? undefined : oneOf("--scope", args.scope, ["local", "global"] as const);
-  const timeoutSeconds = args.timeout === undefined ? DEFAULTS.timeoutSeconds : Number(args.timeout);
-  if (!(timeoutSeconds > 0 && timeoutSeconds <= 110)) {
-    // The engine waits 60 s (120 s for Create and Mount); answering later is useless.
-    throw new UsageError(`--timeout ${JSON.stringify(args.timeout)} must be a number of seconds above 0 and at most 110`);
-  }
+  // The engine waits 60 s (120 s for Create and Mount); answering later is useless.
+  const timeoutMs = seconds("--timeout", args.timeout, DEFAULTS.timeoutSeconds, 110);
+  const defaultPath = backend === "quobyte" ? (nonEmpty(env.QUOBYTE_MOUNT_PATH) ?? DEFAULTS.quobyteMountPath) : DEFAULTS.posixPath;
   return {
     backend,
-    path: absolute("--path", args.path ?? DEFAULTS.posixPath),
+    path: absolute("--path", args.path ?? defaultPath),
     stateDir: absolute("--state-dir", args["state-dir"] ?? DEFAULTS.stateDir),
     driverName,
     socketPath: absolute("--socket", args.socket ?? `${DEFAULTS.socketDir}/${driverName}.sock`),
-    socketGroup: args.group ?? env.SOCKET_GROUP ?? "root",
+    socketGroup: args.group ?? nonEmpty(env.SOCKET_GROUP) ?? "root",
     scope,
+    mountCheck: oneOf("--mount-check", args["mount-check"] ?? (backend === "quobyte" ? "quobyte" : "none"), MOUNT_CHECK_MODES),
     logLevel: oneOf("--log-level", args["log-level"] ?? "info", LOG_LEVELS),
     logFormat: oneOf("--log-format", args["log-format"] ?? "pretty", LOG_FORMATS),
-    timeoutMs: Math.round(timeoutSeconds * 1000),
+    timeoutMs,
+    quobyte: backend === "quobyte" ? resolveQuobyte(args, env, apiUrl, timeoutMs) : undefined,
   };
+}
+
+function resolveQuobyte(args: ServeArgs, env: Env, apiUrl: string | undefined, timeoutMs: number): QuobyteConfig {
+  if (!apiUrl) throw new UsageError("the quobyte backend needs the API URL: --api or QUOBYTE_API_URL");
+  if (!/^https?:\/\/[^/]/i.test(apiUrl)) {
+    throw new UsageError(`API URL ${JSON.stringify(apiUrl)} must start with http:// or https://`);
+  }
+  const password = env.QUOBYTE_API_PASSWORD;
+  if (!password) {
+    throw new UsageError(
+      `the quobyte backend needs the API password: QUOBYTE_API_PASSWORD in ${DEFAULTS.envFile} (or --env-file), the environment, or --password-file`,
+    );
+  }
+  const tenant = nonEmpty(args["tenant-id"]) ?? nonEmpty(env.QUOBYTE_TENANT_ID);
+  if (!tenant) throw new UsageError("the quobyte backend needs a tenant (name or UUID): --tenant-id or QUOBYTE_TENANT_ID");
+  const apiTimeoutMs = seconds("--api-timeout", args["api-timeout"], DEFAULTS.apiTimeoutSeconds, 60);
+  const createWaitMs = seconds("--create-wait", args["create-wait"], DEFAULTS.createWaitSeconds, 110);
+  if (apiTimeoutMs >= timeoutMs) throw new UsageError("--api-timeout must be shorter than --timeout");
+  const options = args.options ?? env.QUOBYTE_MOUNT_OPTIONS ?? DEFAULTS.mountOptions;
+  return {
+    apiUrl,
+    user: nonEmpty(args.user) ?? nonEmpty(env.QUOBYTE_API_USER) ?? DEFAULTS.apiUser,
+    password,
+    apiCaFile: args["api-ca"] === undefined ? undefined : absolute("--api-ca", args["api-ca"]),
+    apiTimeoutMs,
+    registry: nonEmpty(args.registry) ?? nonEmpty(env.QUOBYTE_REGISTRY) ?? DEFAULTS.registry,
+    tenant,
+    configurationName: nonEmpty(args["configuration-name"]) ?? nonEmpty(env.QUOBYTE_VOLUME_CONFIG_NAME) ?? DEFAULTS.configurationName,
+    mountOptions: options.split(/\s+/).filter(Boolean),
+    createWaitMs,
+    listAll: args["list-all"] === true,
+  };
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value.trim() === "" ? undefined : value.trim();
+}
+
+function seconds(flag: string, value: string | undefined, fallback: number, max: number): number {
+  const parsed = value === undefined ? fallback : Number(value);
+  if (!(parsed > 0 && parsed <= max)) {
+    throw new UsageError(`${flag} ${JSON.stringify(value)} must be a number of seconds above 0 and at most ${max}`);
+  }
+  return Math.round(parsed * 1000);
 }
 
 function oneOf<T extends string>(flag: string, value: string, allowed: readonly T[]): T {

@@ -21,7 +21,7 @@ export async function startService(config: ServeConfig, log: Logger): Promise<Ru
   const gid = await resolveAccountId("group", config.socketGroup);
   if (gid === undefined) throw new Error(`socket group ${JSON.stringify(config.socketGroup)} does not exist`);
 
-  const backend = createBackend(config);
+  const backend = await createBackend(config, log);
   await backend.init();
   const refs = MountRefs.open({
     stateDir: config.stateDir,

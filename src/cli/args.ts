@@ -1,14 +1,11 @@
 import type { ArgsDef } from "citty";
-import { UsageError } from "../config.ts";
+import { resolveServeConfig, type ServeArgs, type ServeConfig, UsageError } from "../config.ts";
+import { loadEnvironment } from "../env-file.ts";
 import { LOG_FORMATS, LOG_LEVELS } from "../logging.ts";
 
 /** Flags every long-running or state-touching command shares. */
 export const commonArgs = {
-  "log-level": {
-    type: "string",
-    description: `Log level: ${LOG_LEVELS.join(", ")}`,
-    valueHint: "info",
-  },
+  "log-level": { type: "string", description: `Log level: ${LOG_LEVELS.join(", ")}`, valueHint: "info" },
   "log-format": {
     type: "string",
     description: `Log format: ${LOG_FORMATS.join(", ")} (json: one object per line, for journald)`,
@@ -16,23 +13,65 @@ export const commonArgs = {
   },
 } as const satisfies ArgsDef;
 
+/** Where volumes live; shared by serve and mount-all. */
 export const backendArgs = {
-  backend: { type: "string", description: "Storage backend: posix", valueHint: "posix" },
+  backend: {
+    type: "string",
+    description: "Storage backend: posix, or quobyte (the default when an API URL is configured)",
+    valueHint: "posix|quobyte",
+  },
   path: {
     type: "string",
-    description: "posix: directory holding one subdirectory per volume (default /var/lib/docker-quobyte-plugin/volumes)",
+    description:
+      "posix: directory holding one subdirectory per volume (default /var/lib/docker-quobyte-plugin/volumes); quobyte: the Quobyte mount (env QUOBYTE_MOUNT_PATH, default /run/docker/quobyte/mnt)",
+    valueHint: "DIR",
+  },
+  "state-dir": {
+    type: "string",
+    description: "Directory for this host's plugin state (default /var/lib/docker-quobyte-plugin)",
     valueHint: "DIR",
   },
   scope: {
     type: "string",
-    description: "Capabilities scope: local, or global when the volume root is shared by all hosts",
+    description: "Capabilities scope: local, or global when every host sees the same volumes (quobyte: global)",
     valueHint: "local|global",
+  },
+  "mount-check": {
+    type: "string",
+    description: "What makes the storage mount live: quobyte (a fuse.quobyte mount; quobyte default), mountpoint (any mount), none (a directory; posix default)",
+    valueHint: "quobyte|mountpoint|none",
+  },
+  "env-file": {
+    type: "string",
+    description: "Environment file with QUOBYTE_* settings (default /etc/quobyte/docker-quobyte.env when it exists)",
+    valueHint: "FILE",
+  },
+  api: { type: "string", description: "quobyte: management API URL (env QUOBYTE_API_URL), http:// or https://", valueHint: "URL" },
+  user: { type: "string", description: "quobyte: API user (env QUOBYTE_API_USER, default admin)", valueHint: "USER" },
+  "password-file": {
+    type: "string",
+    description: "quobyte: file holding the API password (else env QUOBYTE_API_PASSWORD; never a flag)",
+    valueHint: "FILE",
+  },
+  "api-ca": { type: "string", description: "quobyte: PEM file of the CA that signed an https API's certificate", valueHint: "FILE" },
+  "api-timeout": { type: "string", description: "quobyte: deadline of one API call in seconds (default 10)", valueHint: "SECONDS" },
+  registry: { type: "string", description: "quobyte: registry for mount-all (env QUOBYTE_REGISTRY)", valueHint: "HOST[:PORT]" },
+  "tenant-id": { type: "string", description: "quobyte: tenant name or UUID (env QUOBYTE_TENANT_ID)", valueHint: "TENANT" },
+  "configuration-name": {
+    type: "string",
+    description: "quobyte: volume configuration of new volumes (env QUOBYTE_VOLUME_CONFIG_NAME, default BASE)",
+    valueHint: "NAME",
+  },
+  options: {
+    type: "string",
+    description: "quobyte: mount.quobyte options for mount-all (env QUOBYTE_MOUNT_OPTIONS, default -o user_xattr)",
+    valueHint: "OPTIONS",
   },
 } as const satisfies ArgsDef;
 
 /**
  * citty accepts any flag silently; a typo such as `--sate-dir` must not quietly fall
- * back to a default on a production host.
+ * back to a default on a production host, and `--password` must not exist at all.
  */
 export function assertKnownArgs(rawArgs: readonly string[], defs: ArgsDef): void {
   const known = new Set<string>(["help", "h"]);
@@ -46,6 +85,15 @@ export function assertKnownArgs(rawArgs: readonly string[], defs: ArgsDef): void
     if (arg === "--") break;
     if (!arg.startsWith("-") || arg === "-") continue;
     const name = arg.replace(/^--?/, "").split("=")[0] ?? "";
+    if (name === "password") {
+      throw new UsageError("there is no --password flag: argv is visible to every user; use --password-file or QUOBYTE_API_PASSWORD");
+    }
     if (!known.has(name)) throw new UsageError(`unknown option ${arg.split("=")[0]}`);
   }
+}
+
+/** Parsed flags + env file + process environment -> configuration. */
+export function configFromArgs(parsed: ServeArgs & { "env-file"?: string; "password-file"?: string }): ServeConfig {
+  const env = loadEnvironment({ envFile: parsed["env-file"], passwordFile: parsed["password-file"] }, process.env);
+  return resolveServeConfig(parsed, env);
 }

@@ -1,33 +1,58 @@
 import { defineCommand } from "citty";
 import { unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { CONTROL_DIR } from "../backends/posix/posix-backend.ts";
-import { createBackend } from "../backends/index.ts";
-import { resolveServeConfig } from "../config.ts";
-import { assertKnownArgs, backendArgs, commonArgs } from "./args.ts";
+import { CONTROL_DIR, PosixBackend } from "../backends/posix/posix-backend.ts";
+import type { ServeConfig } from "../config.ts";
+import { ensureQuobyteMount } from "../quobyte/host-mount.ts";
+import { assertKnownArgs, backendArgs, commonArgs, configFromArgs } from "./args.ts";
 
-const args = { ...backendArgs, ...commonArgs } as const;
+const args = {
+  ...backendArgs,
+  "mount-command": {
+    type: "string",
+    description: "quobyte: program that mounts the namespace (default mount.quobyte), run as <program> <options> <registry>/ <path>",
+    valueHint: "PROGRAM",
+  },
+  "mount-timeout": { type: "string", description: "Seconds to wait for the mount to become live (default 60)", valueHint: "SECONDS" },
+  ...commonArgs,
+} as const;
 
 export default defineCommand({
   meta: {
     name: "mount-all",
-    description: "Establish and verify the host's single storage mount (posix: the volume root is a writable directory)",
+    description: "Establish and verify the host's single storage mount (quobyte: mount.quobyte once; posix: a writable root)",
   },
   args,
   async run({ args: parsed, rawArgs }) {
     assertKnownArgs(rawArgs, args);
-    const config = resolveServeConfig(parsed, process.env);
-    const backend = createBackend(config);
-    await backend.init();
-    try {
-      // Prove the root takes writes: a read-only or full filesystem fails here, at boot,
-      // instead of at the first `docker volume create`.
-      const probe = join(config.path, CONTROL_DIR, `.probe-${process.pid}`);
-      await writeFile(probe, "ok\n");
-      await unlink(probe);
-    } finally {
-      await backend.close();
+    const config = configFromArgs(parsed);
+    if (config.backend === "quobyte") {
+      const timeoutSeconds = parsed["mount-timeout"] === undefined ? 60 : Number(parsed["mount-timeout"]);
+      const outcome = await ensureQuobyteMount({
+        path: config.path,
+        registry: config.quobyte?.registry ?? "",
+        options: config.quobyte?.mountOptions ?? [],
+        mountCommand: parsed["mount-command"] ?? "mount.quobyte",
+        timeoutMs: (timeoutSeconds > 0 ? timeoutSeconds : 60) * 1000,
+        progress: (line) => process.stderr.write(`${line}\n`),
+      });
+      process.stdout.write(`${config.path} is ${outcome === "mounted" ? "now" : "already"} a live Quobyte mount\n`);
+      return;
     }
-    process.stdout.write(`${backend.kind} volume root ${config.path} is ready\n`);
+    await verifyPosixRoot(config);
+    process.stdout.write(`posix volume root ${config.path} is ready\n`);
   },
 });
+
+/** The root exists, is a real directory, and takes writes (read-only or full fails here, at boot). */
+async function verifyPosixRoot(config: ServeConfig): Promise<void> {
+  const backend = new PosixBackend({ root: config.path, scope: config.scope });
+  await backend.init();
+  try {
+    const probe = join(backend.rootPath, CONTROL_DIR, `.probe-${process.pid}`);
+    await writeFile(probe, "ok\n");
+    await unlink(probe);
+  } finally {
+    await backend.close();
+  }
+}

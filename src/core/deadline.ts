@@ -10,14 +10,17 @@ export async function withDeadline<T>(
   ms: number,
   what: string,
   volume?: string,
+  /** Aborted when the deadline passes, so late work can decline to commit its result. */
+  controller?: AbortController,
 ): Promise<T> {
   if (!(ms > 0) || !Number.isFinite(ms)) return work;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new PluginError("TIMEOUT", `${what} did not finish within ${ms} ms`, { volume })),
-      ms,
-    );
+    timer = setTimeout(() => {
+      const error = new PluginError("TIMEOUT", `${what} did not finish within ${ms} ms`, { volume });
+      controller?.abort(error);
+      reject(error);
+    }, ms);
   });
   try {
     return await Promise.race([work, expired]);

@@ -59,9 +59,12 @@ export class Driver {
   async mount(name: unknown, mountId: unknown): Promise<string> {
     const volume = validateVolumeName(name);
     const id = validateMountId(mountId, volume);
-    return this.locked(volume, "mount", async () => {
+    return this.locked(volume, "mount", async (signal) => {
       await this.require(volume);
       const path = await this.backend.prepareMount(volume);
+      // The engine already got a TIMEOUT and will never send Unmount for this ID:
+      // recording the mount now would pin the volume forever.
+      signal.throwIfAborted();
       this.refs.add(volume, id);
       return path;
     });
@@ -80,13 +83,13 @@ export class Driver {
   async path(name: unknown): Promise<string> {
     const volume = validateVolumeName(name);
     return this.locked(volume, "path", async () => {
-      await this.require(volume);
+      const record = await this.require(volume);
       if (this.refs.count(volume) === 0) {
         throw new PluginError("NOT_MOUNTED", `volume ${JSON.stringify(volume)} is not mounted on this host`, {
           volume,
         });
       }
-      return this.backend.pathOf(volume);
+      return record.mountpoint;
     });
   }
 
@@ -120,8 +123,15 @@ export class Driver {
     return record;
   }
 
-  private locked<T>(volume: string, what: string, task: () => Promise<T>): Promise<T> {
-    return withDeadline(this.lock.run(volume, task), this.options.timeoutMs, `${what} of volume ${JSON.stringify(volume)}`, volume);
+  private locked<T>(volume: string, what: string, task: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const controller = new AbortController();
+    return withDeadline(
+      this.lock.run(volume, () => task(controller.signal)),
+      this.options.timeoutMs,
+      `${what} of volume ${JSON.stringify(volume)}`,
+      volume,
+      controller,
+    );
   }
 }
 

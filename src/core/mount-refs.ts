@@ -171,6 +171,9 @@ export class MountRefs {
   }
 
   close(): void {
+    // Prepared statements keep SQLite's connection (and its file descriptors) alive
+    // after close() unless they are finalized first.
+    for (const statement of [this.upsert, this.decrement, this.deleteZero]) statement.finalize();
     this.db.close();
   }
 }

@@ -43,8 +43,6 @@ export interface Backend {
   list(): Promise<VolumeSummary[]>;
   /** Checks the volume is reachable and returns the path to hand to the engine. */
   prepareMount(name: string): Promise<string>;
-  /** The path a volume is reached at, without touching storage. */
-  pathOf(name: string): string;
   /** Releases resources (timers, connections). */
   close(): Promise<void>;
 }

@@ -1,6 +1,7 @@
 import { PluginError } from "../../core/errors.ts";
 import type { VolumeOptions } from "../../core/types.ts";
 import { resolveAccountId } from "../../system/accounts.ts";
+import { parseMode } from "../option-values.ts";
 
 /** Options the posix backend accepts at create. */
 export const POSIX_OPTION_NAMES = ["user", "group", "mode"] as const;
@@ -31,16 +32,4 @@ export async function parseOwnership(options: VolumeOptions, volume: string): Pr
   }
   if (options.mode !== undefined) out.mode = parseMode(options.mode, volume);
   return out;
-}
-
-export function parseMode(value: string, volume?: string): number {
-  const mode = /^[0-7]{1,5}$/.test(value) ? Number.parseInt(value, 8) : Number.NaN;
-  if (!(mode <= 0o7777)) {
-    throw new PluginError(
-      "INVALID_OPTION",
-      `mode ${JSON.stringify(value)} is not an octal file mode between 0 and 7777 (for example 0755 or 2770)`,
-      { volume },
-    );
-  }
-  return mode;
 }

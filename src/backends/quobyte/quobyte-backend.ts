@@ -1,0 +1,296 @@
+import { lstat } from "node:fs/promises";
+import { join } from "node:path";
+import { withDeadline } from "../../core/deadline.ts";
+import { errnoCode, PluginError } from "../../core/errors.ts";
+import type { Backend, VolumeOptions, VolumeRecord, VolumeSummary } from "../../core/types.ts";
+import type { Logger } from "../../logging.ts";
+import { isExists, type QuobyteApi, type Tenant, type VolumeUsage } from "../../quobyte/api.ts";
+import { QuobyteRpcError } from "../../quobyte/rpc-error.ts";
+import type { MountMonitor } from "../../system/mount-health.ts";
+import { MetadataStore } from "../metadata-store.ts";
+import { fixedUserEntry, parseQuobyteOptions, QUOBYTE_OPTION_NAMES, type RemovePolicy } from "./options.ts";
+
+/** What this host remembers of a volume: Remove, Mount and Get receive only the name. */
+interface QuobyteVolumeMeta {
+  version: 1;
+  uuid: string;
+  tenantId: string;
+  createdAt: string;
+  options: Record<string, string>;
+  onRemove: RemovePolicy;
+  fixedUser?: string;
+  fixedGroup?: string;
+}
+
+export interface QuobyteBackendOptions {
+  api: QuobyteApi;
+  /** Where the whole Quobyte namespace is mounted on this host. */
+  mountPath: string;
+  /** Holds per-volume metadata (this host's state directory). */
+  metadataDir: string;
+  /** Tenant name or UUID used when a volume gives none. */
+  tenant: string;
+  configurationName: string;
+  /** Owner of new volumes' root directory when `user`/`group` are not given. */
+  defaultUser: string;
+  defaultGroup: string;
+  monitor: MountMonitor;
+  /** How long Create waits for a new volume to appear in the mount (ms). */
+  createWaitMs: number;
+  /** Deadline of one filesystem call on the mount (ms). */
+  fsTimeoutMs: number;
+  /** List also shows every volume of the tenant, not only the ones created here. */
+  listAll: boolean;
+  log: Logger;
+}
+
+/** Quota and usage answers older than this are refreshed in the background. */
+const USAGE_TTL_MS = 30_000;
+/** How long Get and List wait for a fresh API answer before using what they have. */
+const API_BUDGET_MS = 250;
+
+/**
+ * Volumes created and deleted through the Quobyte management API, reached through the
+ * host's single mount of the Quobyte namespace (`<mount>/<volume>`). Get and List answer
+ * from local metadata, so they keep working while the API is down: an Err from Get would
+ * make the engine forget the volume.
+ */
+export class QuobyteBackend implements Backend {
+  readonly kind = "quobyte";
+  readonly scope = "global" as const;
+  readonly optionNames = QUOBYTE_OPTION_NAMES;
+  private readonly meta: MetadataStore<QuobyteVolumeMeta>;
+  private readonly tenants = new Map<string, Tenant>();
+  private readonly usage = new Map<string, VolumeUsage>();
+  private usageFetchedAt = 0;
+  private usageRefresh: Promise<void> | undefined;
+
+  constructor(private readonly options: QuobyteBackendOptions) {
+    this.meta = new MetadataStore(options.metadataDir, 0o600);
+  }
+
+  async init(): Promise<void> {
+    await this.meta.init();
+    try {
+      await this.tenant(this.options.tenant);
+    } catch (error) {
+      // An unknown tenant is a configuration error: fail at start. An API that cannot be
+      // reached must not keep Docker from its volumes: resolve on the first Create.
+      if (error instanceof PluginError && error.code === "INVALID_OPTION") {
+        throw new PluginError("BACKEND_FAILED", `${error.message}; set QUOBYTE_TENANT_ID or --tenant-id to an existing tenant`);
+      }
+      this.options.log.warn(`cannot resolve tenant ${JSON.stringify(this.options.tenant)} yet: ${describe(error)}`);
+    }
+  }
+
+  /** Resolves a tenant name or UUID once; later calls use the cache. */
+  private async tenant(ref: string, volume?: string): Promise<Tenant> {
+    const cached = this.tenants.get(ref);
+    if (cached) return cached;
+    const found = await this.options.api.findTenant(ref).catch((error: unknown) => {
+      throw apiError(error, volume);
+    });
+    if (!found) throw new PluginError("INVALID_OPTION", `tenant ${JSON.stringify(ref)} does not exist`, { volume });
+    this.tenants.set(ref, found);
+    return found;
+  }
+
+  private mountpointOf(name: string, meta?: Pick<QuobyteVolumeMeta, "fixedUser" | "fixedGroup">): string {
+    return join(this.options.mountPath, fixedUserEntry(name, meta?.fixedUser, meta?.fixedGroup));
+  }
+
+  async create(name: string, options: VolumeOptions): Promise<void> {
+    const spec = parseQuobyteOptions(options, name);
+    if (await this.meta.read(name)) return;
+    await this.requireLiveMount(name);
+    const tenant = await this.tenant(spec.tenant ?? this.options.tenant, name);
+    const api = this.options.api;
+
+    let uuid: string;
+    let createdHere = true;
+    try {
+      uuid = await api.createVolume({
+        name,
+        tenantId: tenant.id,
+        rootUserId: spec.user ?? this.options.defaultUser,
+        rootGroupId: spec.group ?? this.options.defaultGroup,
+        configurationName: spec.configurationName ?? this.options.configurationName,
+        accessMode: spec.accessMode,
+      });
+    } catch (error) {
+      if (!isExists(error)) throw apiError(error, name);
+      // Idempotent Create: another host (or an earlier, interrupted Create) made it.
+      const existing = await api.resolveVolume(name, tenant.id).catch((e: unknown) => {
+        throw apiError(e, name);
+      });
+      if (!existing) throw apiError(error, name);
+      uuid = existing;
+      createdHere = false;
+    }
+
+    if (spec.sizeBytes !== undefined) {
+      try {
+        await api.setVolumeQuota(uuid, spec.sizeBytes);
+      } catch (error) {
+        // Never leave a volume without the quota asked for; but only undo our own.
+        if (createdHere) {
+          await api.deleteVolume(uuid).catch((undo: unknown) =>
+            this.options.log.error(`could not delete volume ${name} (${uuid}) after its quota failed: ${describe(undo)}`),
+          );
+        }
+        throw apiError(error, name);
+      }
+    }
+
+    await this.waitUntilVisible(name);
+    await this.meta.write(name, {
+      version: 1,
+      uuid,
+      tenantId: tenant.id,
+      createdAt: new Date().toISOString(),
+      options: { ...options },
+      onRemove: spec.onRemove,
+      ...(spec.fixedUser === undefined ? {} : { fixedUser: spec.fixedUser }),
+      ...(spec.fixedGroup === undefined ? {} : { fixedGroup: spec.fixedGroup }),
+    });
+  }
+
+  /** A new volume shows up in the client's mount with a delay: poll with backoff. */
+  private async waitUntilVisible(name: string): Promise<void> {
+    const path = join(this.options.mountPath, name);
+    const deadline = Date.now() + this.options.createWaitMs;
+    let pause = 25;
+    for (;;) {
+      try {
+        const info = await withDeadline(lstat(path), this.options.fsTimeoutMs, `checking ${path}`, name);
+        if (info.isDirectory()) return;
+      } catch (error) {
+        if (errnoCode(error) !== "ENOENT") {
+          if (error instanceof PluginError) throw error;
+          throw new PluginError("BACKEND_FAILED", `cannot check ${path}: ${describe(error)}`, { volume: name, cause: error });
+        }
+      }
+      if (Date.now() + pause > deadline) {
+        throw new PluginError(
+          "BACKEND_FAILED",
+          `volume ${JSON.stringify(name)} was created but did not appear in ${this.options.mountPath} within ${this.options.createWaitMs} ms; is the mount of the right registry?`,
+          { volume: name },
+        );
+      }
+      await Bun.sleep(pause);
+      pause = Math.min(pause * 2, 1000);
+    }
+  }
+
+  async remove(name: string): Promise<void> {
+    const meta = await this.meta.read(name);
+    if (!meta) return;
+    if (meta.onRemove !== "keep") {
+      const api = this.options.api;
+      // Resolve in the volume's own tenant: the name may have been reused since.
+      const current = await api.resolveVolume(name, meta.tenantId).catch((error: unknown) => {
+        throw apiError(error, name);
+      });
+      if (current !== undefined && current !== meta.uuid) {
+        this.options.log.warn(`volume ${name} now names another Quobyte volume (${current}, ours was ${meta.uuid}); not deleting it`);
+      } else if (current !== undefined) {
+        const call = meta.onRemove === "erase" ? api.eraseVolume(meta.uuid) : api.deleteVolume(meta.uuid);
+        await call.catch((error: unknown) => {
+          throw apiError(error, name);
+        });
+      }
+    }
+    await this.meta.delete(name);
+    this.usage.delete(meta.uuid);
+  }
+
+  async inspect(name: string): Promise<VolumeRecord | undefined> {
+    const meta = await this.meta.read(name);
+    if (!meta) return undefined;
+    await this.freshUsage();
+    const usage = this.usage.get(meta.uuid);
+    const status: Record<string, unknown> = {
+      backend: this.kind,
+      uuid: meta.uuid,
+      tenant: meta.tenantId,
+      options: meta.options,
+      onRemove: meta.onRemove,
+      mount: this.options.monitor.lastHealth?.state ?? "unknown",
+    };
+    if (usage?.quotaBytes !== undefined) status.quotaBytes = usage.quotaBytes;
+    if (usage?.usedBytes !== undefined) status.usedBytes = usage.usedBytes;
+    return { name, mountpoint: this.mountpointOf(name, meta), createdAt: meta.createdAt, status };
+  }
+
+  /** Refreshes quota and usage when stale, waiting only briefly: Get must stay fast. */
+  private async freshUsage(): Promise<void> {
+    if (Date.now() - this.usageFetchedAt < USAGE_TTL_MS) return;
+    this.usageRefresh ??= this.loadUsage().finally(() => {
+      this.usageRefresh = undefined;
+    });
+    await Promise.race([this.usageRefresh, Bun.sleep(API_BUDGET_MS)]);
+  }
+
+  private async loadUsage(): Promise<void> {
+    try {
+      const tenantIds = new Set([...this.tenants.values()].map((t) => t.id));
+      for (const tenantId of tenantIds) {
+        for (const volume of await this.options.api.volumeUsage(tenantId)) this.usage.set(volume.uuid, volume);
+      }
+      this.usageFetchedAt = Date.now();
+    } catch (error) {
+      this.options.log.debug(`quota and usage unavailable: ${describe(error)}`);
+    }
+  }
+
+  async list(): Promise<VolumeSummary[]> {
+    const names = new Set(await this.meta.names());
+    if (this.options.listAll) {
+      await this.freshUsage();
+      for (const volume of this.usage.values()) names.add(volume.name);
+    }
+    const out: VolumeSummary[] = [];
+    for (const name of names) out.push({ name, mountpoint: join(this.options.mountPath, name) });
+    return out;
+  }
+
+  async prepareMount(name: string): Promise<string> {
+    const meta = await this.meta.read(name);
+    await this.requireLiveMount(name);
+    const plain = join(this.options.mountPath, name);
+    try {
+      const info = await withDeadline(lstat(plain), this.options.fsTimeoutMs, `checking ${plain}`, name);
+      if (!info.isDirectory()) throw new Error("not a directory");
+    } catch (error) {
+      if (error instanceof PluginError) throw error;
+      throw new PluginError("BACKEND_FAILED", `volume ${JSON.stringify(name)} is not reachable at ${plain}: ${describe(error)}`, {
+        volume: name,
+        cause: error,
+      });
+    }
+    return this.mountpointOf(name, meta);
+  }
+
+  /** Never hand out a path on an unmounted mount point: data would land on the root disk. */
+  private async requireLiveMount(volume: string): Promise<void> {
+    const health = await this.options.monitor.check();
+    if (health.state !== "live") throw new PluginError("BACKEND_FAILED", health.detail, { volume });
+  }
+
+  async close(): Promise<void> {
+    await this.usageRefresh;
+  }
+}
+
+/** API failures become BACKEND_FAILED (or TIMEOUT) with the API's own words. */
+function apiError(error: unknown, volume?: string): PluginError {
+  if (error instanceof PluginError) return error;
+  if (error instanceof QuobyteRpcError) {
+    return new PluginError(error.failure === "timeout" ? "TIMEOUT" : "BACKEND_FAILED", error.message, { volume, cause: error });
+  }
+  return new PluginError("BACKEND_FAILED", describe(error), { volume, cause: error });
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,126 @@
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { writeFileSync } from "node:fs";
+import { assertKnownArgs, backendArgs } from "../../../src/cli/args.ts";
+import { resolveServeConfig, UsageError } from "../../../src/config.ts";
+import { loadEnvironment, parseEnvFile } from "../../../src/env-file.ts";
+import { makeTempDir, removeTempDir } from "../../support/tmp.ts";
+
+const quobyteEnv = {
+  QUOBYTE_API_URL: "http://api.example:7860",
+  QUOBYTE_API_PASSWORD: "pw",
+  QUOBYTE_TENANT_ID: "My Tenant",
+};
+
+describe("resolveServeConfig", () => {
+  test("posix is the default without an API URL, with the documented defaults", () => {
+    const config = resolveServeConfig({}, {});
+    expect(config).toMatchObject({
+      backend: "posix",
+      path: "/var/lib/docker-quobyte-plugin/volumes",
+      stateDir: "/var/lib/docker-quobyte-plugin",
+      socketPath: "/run/docker/plugins/quobyte.sock",
+      socketGroup: "root",
+      mountCheck: "none",
+      timeoutMs: 30_000,
+      quobyte: undefined,
+    });
+  });
+
+  test("an API URL makes quobyte the default, with the original plugin's env names", () => {
+    const config = resolveServeConfig(
+      {},
+      {
+        ...quobyteEnv,
+        QUOBYTE_API_USER: "ops",
+        QUOBYTE_MOUNT_PATH: "/mnt/q",
+        QUOBYTE_MOUNT_OPTIONS: "-o user_xattr  --allow-usermapping-in-volumename",
+        QUOBYTE_REGISTRY: "reg:7861",
+        QUOBYTE_VOLUME_CONFIG_NAME: "SSD",
+        SOCKET_GROUP: "docker",
+      },
+    );
+    expect(config.backend).toBe("quobyte");
+    expect(config.path).toBe("/mnt/q");
+    expect(config.mountCheck).toBe("quobyte");
+    expect(config.socketGroup).toBe("docker");
+    expect(config.quobyte).toMatchObject({
+      apiUrl: "http://api.example:7860",
+      user: "ops",
+      password: "pw",
+      registry: "reg:7861",
+      tenant: "My Tenant",
+      configurationName: "SSD",
+      mountOptions: ["-o", "user_xattr", "--allow-usermapping-in-volumename"],
+      apiTimeoutMs: 10_000,
+    });
+  });
+
+  test("flags override the environment", () => {
+    const config = resolveServeConfig(
+      { api: "https://other:7860", user: "u2", "tenant-id": "t2", registry: "r2", "configuration-name": "C2", options: "-o x", path: "/p2" },
+      { ...quobyteEnv, QUOBYTE_API_USER: "ops", QUOBYTE_MOUNT_PATH: "/mnt/q" },
+    );
+    expect(config.path).toBe("/p2");
+    expect(config.quobyte).toMatchObject({ apiUrl: "https://other:7860", user: "u2", tenant: "t2", registry: "r2", configurationName: "C2", mountOptions: ["-o", "x"] });
+  });
+
+  test("refuses what cannot work, with the flag or variable named", () => {
+    const cases: [Parameters<typeof resolveServeConfig>[0], Record<string, string>, RegExp][] = [
+      [{}, { ...quobyteEnv, QUOBYTE_API_URL: "api.example:7860" }, /must start with http/],
+      [{ backend: "quobyte" }, {}, /API URL/],
+      [{}, { ...quobyteEnv, QUOBYTE_API_PASSWORD: "" }, /password/],
+      [{}, { ...quobyteEnv, QUOBYTE_TENANT_ID: "" }, /tenant/],
+      [{ backend: "nfs" }, {}, /--backend/],
+      [{ scope: "planet" }, {}, /--scope/],
+      [{ timeout: "0" }, {}, /--timeout/],
+      [{ timeout: "500" }, {}, /--timeout/],
+      [{ "mount-check": "maybe" }, {}, /--mount-check/],
+      [{ name: "../evil" }, {}, /--name/],
+      [{ "log-level": "loud" }, {}, /--log-level/],
+    ];
+    for (const [args, env, message] of cases) {
+      expect(() => resolveServeConfig(args, env)).toThrow(message);
+      expect(() => resolveServeConfig(args, env)).toThrow(UsageError);
+    }
+  });
+});
+
+describe("flags", () => {
+  test("unknown flags and any --password are refused", () => {
+    expect(() => assertKnownArgs(["--path", "/x", "--sate-dir", "/y"], backendArgs)).toThrow("unknown option --sate-dir");
+    expect(() => assertKnownArgs(["--password=hunter2"], backendArgs)).toThrow(/no --password flag/);
+    expect(() => assertKnownArgs(["--password", "hunter2"], backendArgs)).toThrow(/password-file/);
+    expect(() => assertKnownArgs(["--path=/x", "--api", "http://a"], backendArgs)).not.toThrow();
+  });
+});
+
+describe("environment files", () => {
+  let dir: string;
+  beforeEach(async () => {
+    dir = await makeTempDir("dqp-env-");
+  });
+  afterEach(async () => {
+    await removeTempDir(dir);
+  });
+
+  test("parses the original plugin's env file format", () => {
+    const env = parseEnvFile(
+      ['# comment', "QUOBYTE_API_URL=http://a:7860", 'export QUOBYTE_API_USER="ops"', "QUOBYTE_API_PASSWORD='p w=1'", "", "garbage line"].join("\n"),
+    );
+    expect(env).toEqual({ QUOBYTE_API_URL: "http://a:7860", QUOBYTE_API_USER: "ops", QUOBYTE_API_PASSWORD: "p w=1" });
+  });
+
+  test("process environment wins over the env file; --password-file wins over both", () => {
+    writeFileSync(`${dir}/env`, "QUOBYTE_API_USER=fromfile\nQUOBYTE_TENANT_ID=t\nQUOBYTE_API_PASSWORD=filepw\n");
+    writeFileSync(`${dir}/pw`, "secret-from-file\n");
+    const env = loadEnvironment({ envFile: `${dir}/env`, passwordFile: `${dir}/pw` }, { QUOBYTE_API_USER: "fromenv" });
+    expect(env.QUOBYTE_API_USER).toBe("fromenv");
+    expect(env.QUOBYTE_TENANT_ID).toBe("t");
+    expect(env.QUOBYTE_API_PASSWORD).toBe("secret-from-file");
+  });
+
+  test("a missing explicit env file or password file is a usage error", () => {
+    expect(() => loadEnvironment({ envFile: `${dir}/nope` }, {})).toThrow(UsageError);
+    expect(() => loadEnvironment({ passwordFile: `${dir}/nope` }, {})).toThrow(/password file/);
+  });
+});
