@@ -1,0 +1,238 @@
+import { Database } from "bun:sqlite";
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { chmodSync, copyFileSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { currentBootId, MountRefs, type MountRefsOptions } from "../../../src/core/mount-refs.ts";
+import { makeTempDir, removeTempDir } from "../../support/tmp.ts";
+
+describe("MountRefs", () => {
+  let dir: string;
+  let stateDir: string;
+  const open: MountRefs[] = [];
+
+  function openRefs(options: Partial<MountRefsOptions> = {}): MountRefs {
+    const refs = MountRefs.open({ stateDir, bootId: "boot-1", ...options });
+    open.push(refs);
+    return refs;
+  }
+
+  function closeRefs(refs: MountRefs): void {
+    refs.close();
+    open.splice(open.indexOf(refs), 1);
+  }
+
+  beforeEach(async () => {
+    dir = await makeTempDir("dqp-refs-");
+    stateDir = join(dir, "state");
+  });
+
+  afterEach(async () => {
+    for (const refs of open.splice(0)) refs.close();
+    await removeTempDir(dir);
+  });
+
+  test("counts mounts per (volume, mount ID) and sums them per volume", () => {
+    const refs = openRefs();
+    expect(refs.count("v")).toBe(0);
+    refs.add("v", "id1");
+    refs.add("v", "id1");
+    refs.add("v", "id2");
+    refs.add("w", "id1");
+    expect(refs.count("v")).toBe(3);
+    expect(refs.count("w")).toBe(1);
+    expect(refs.snapshot()).toEqual(new Map([["v", 3], ["w", 1]]));
+
+    expect(refs.release("v", "id1")).toBe(true);
+    expect(refs.count("v")).toBe(2);
+    expect(refs.release("v", "id1")).toBe(true);
+    expect(refs.release("v", "id1")).toBe(false);
+    expect(refs.count("v")).toBe(1);
+    expect(refs.release("v", "id2")).toBe(true);
+    expect(refs.count("v")).toBe(0);
+    expect(refs.snapshot()).toEqual(new Map([["w", 1]]));
+  });
+
+  test("releasing an unknown volume or mount ID returns false and changes nothing", () => {
+    const refs = openRefs();
+    refs.add("v", "id1");
+    expect(refs.release("v", "other")).toBe(false);
+    expect(refs.release("unknown", "id1")).toBe(false);
+    expect(refs.count("v")).toBe(1);
+    expect(refs.count("unknown")).toBe(0);
+    expect(refs.snapshot()).toEqual(new Map([["v", 1]]));
+  });
+
+  test("the same mount ID on different volumes is counted separately", () => {
+    const refs = openRefs();
+    refs.add("a", "same");
+    refs.add("b", "same");
+    expect(refs.release("a", "same")).toBe(true);
+    expect(refs.count("a")).toBe(0);
+    expect(refs.count("b")).toBe(1);
+  });
+
+  test("counts survive close and reopen with the same boot id", () => {
+    const first = openRefs();
+    first.add("v", "id1");
+    first.add("v", "id1");
+    first.add("v", "id2");
+    first.add("gone", "x");
+    first.release("gone", "x");
+    closeRefs(first);
+
+    const second = openRefs();
+    expect(second.count("v")).toBe(3);
+    expect(second.snapshot()).toEqual(new Map([["v", 3]]));
+    expect(second.release("v", "id1")).toBe(true);
+    expect(second.release("v", "id1")).toBe(true);
+    expect(second.release("v", "id1")).toBe(false);
+    closeRefs(second);
+
+    const third = openRefs();
+    expect(third.snapshot()).toEqual(new Map([["v", 1]]));
+  });
+
+  test("counts survive a process that never closed the database", () => {
+    const crashed = openRefs();
+    crashed.add("v", "id1");
+    // No close(): a second connection sees the committed change, as a restart after SIGKILL would.
+    const after = openRefs();
+    expect(after.count("v")).toBe(1);
+  });
+
+  test("a different boot id drops every reference", () => {
+    const before = openRefs({ bootId: "boot-1" });
+    before.add("v", "id1");
+    before.add("w", "id2");
+    closeRefs(before);
+
+    const rebooted = openRefs({ bootId: "boot-2" });
+    expect(rebooted.snapshot().size).toBe(0);
+    expect(rebooted.count("v")).toBe(0);
+    expect(rebooted.release("v", "id1")).toBe(false);
+    rebooted.add("v", "new");
+    closeRefs(rebooted);
+
+    // The new boot id was stored: reopening in the same boot keeps the new refs.
+    const same = openRefs({ bootId: "boot-2" });
+    expect(same.snapshot()).toEqual(new Map([["v", 1]]));
+  });
+
+  test("the boot id defaults to the kernel's", () => {
+    expect(currentBootId()).toBe(readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim());
+    const first = MountRefs.open({ stateDir });
+    first.add("v", "id");
+    first.close();
+    const second = openRefs({ bootId: currentBootId() });
+    expect(second.count("v")).toBe(1);
+  });
+
+  test("creates the state directory 0700 and the database files 0600", () => {
+    const refs = openRefs();
+    refs.add("v", "id");
+    expect(statSync(stateDir).mode & 0o777).toBe(0o700);
+    const files = readdirSync(stateDir);
+    expect(files).toContain("mounts.db");
+    for (const file of files) {
+      expect({ file, mode: statSync(join(stateDir, file)).mode & 0o777 }).toEqual({ file, mode: 0o600 });
+    }
+  });
+
+  test("resets a database file with loose permissions to 0600", () => {
+    const first = openRefs();
+    closeRefs(first);
+    const file = join(stateDir, "mounts.db");
+    chmodSync(file, 0o644);
+    openRefs();
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+  });
+
+  test("a corrupt database is quarantined as mounts.db.corrupt-*, reported, and replaced by a fresh one", async () => {
+    const first = openRefs();
+    first.add("v", "id");
+    closeRefs(first);
+    // Corrupt the database and drop its WAL, which would otherwise still hold valid pages.
+    for (const suffix of ["-wal", "-shm"]) rmSync(join(stateDir, `mounts.db${suffix}`), { force: true });
+    const garbage = "this is not an SQLite database\n".repeat(200);
+    writeFileSync(join(stateDir, "mounts.db"), garbage);
+
+    const reports: { from: string; to: string; cause: unknown }[] = [];
+    const refs = openRefs({ onQuarantine: (from, to, cause) => reports.push({ from, to, cause }) });
+
+    expect(reports).toHaveLength(1);
+    const report = reports[0]!;
+    expect(report.from).toBe(join(stateDir, "mounts.db"));
+    expect(report.to).toMatch(/\/mounts\.db\.corrupt-\d+$/);
+    expect(report.cause).toBeDefined();
+    expect(readFileSync(report.to, "utf8")).toBe(garbage);
+    expect(readdirSync(stateDir).filter((f) => /^mounts\.db\.corrupt-\d+$/.test(f))).toHaveLength(1);
+
+    // The fresh database starts empty, works, and persists.
+    expect(refs.snapshot().size).toBe(0);
+    refs.add("v", "id");
+    closeRefs(refs);
+    const reopened = openRefs({ onQuarantine: () => reports.push({ from: "", to: "", cause: "again" }) });
+    expect(reopened.count("v")).toBe(1);
+    expect(reports).toHaveLength(1);
+    expect(statSync(join(stateDir, "mounts.db")).mode & 0o777).toBe(0o600);
+  });
+
+  test("a corrupt database is quarantined even without an onQuarantine callback", () => {
+    mkdirSync(stateDir, { recursive: true });
+    writeFileSync(join(stateDir, "mounts.db"), Buffer.alloc(8192, 0xab));
+    const refs = openRefs();
+    refs.add("v", "id");
+    expect(refs.count("v")).toBe(1);
+    expect(readdirSync(stateDir).some((f) => f.startsWith("mounts.db.corrupt-"))).toBe(true);
+  });
+
+  test("a damaged database's write-ahead log is never replayed into the fresh database", () => {
+    // The state a SIGKILL leaves: the last committed mount only in the WAL, not in the main file.
+    const live = openRefs();
+    live.add("old", "1");
+    const checkpointer = new Database(join(stateDir, "mounts.db"));
+    checkpointer.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+    checkpointer.close();
+    live.add("v", "id");
+    const crashed = join(dir, "crashed");
+    mkdirSync(crashed, { mode: 0o700 });
+    for (const file of ["mounts.db", "mounts.db-wal"]) copyFileSync(join(stateDir, file), join(crashed, file));
+    expect(statSync(join(crashed, "mounts.db-wal")).size).toBeGreaterThan(0);
+    // Damage the main file's header.
+    const main = readFileSync(join(crashed, "mounts.db"));
+    main.fill(0xab, 0, 100);
+    writeFileSync(join(crashed, "mounts.db"), main);
+
+    const moved: string[] = [];
+    const refs = openRefs({ stateDir: crashed, onQuarantine: (_from, to) => moved.push(to) });
+    expect(moved).toHaveLength(1);
+    expect(readFileSync(moved[0]!).subarray(0, 100).equals(Buffer.alloc(100, 0xab))).toBe(true);
+    expect(refs.snapshot().size).toBe(0);
+    refs.add("w", "fresh");
+    closeRefs(refs);
+    expect(openRefs({ stateDir: crashed }).snapshot()).toEqual(new Map([["w", 1]]));
+  });
+
+  // Regression: bun:sqlite's close() leaves the connection (and its descriptors) open while
+  // prepared statements are alive, so close() must finalize them first.
+  test("close releases the database: no descriptor to its files stays open", () => {
+    const refs = openRefs();
+    refs.add("v", "id");
+    expect(openDescriptorsUnder(stateDir)).toBeGreaterThan(0);
+    closeRefs(refs);
+    expect(openDescriptorsUnder(stateDir)).toBe(0);
+  });
+});
+
+/** How many of this process's file descriptors point into `dir`. */
+function openDescriptorsUnder(dir: string): number {
+  let count = 0;
+  for (const fd of readdirSync("/proc/self/fd")) {
+    try {
+      if (readlinkSync(`/proc/self/fd/${fd}`).startsWith(`${dir}/`)) count++;
+    } catch {
+      // the descriptor readdir itself used is gone already
+    }
+  }
+  return count;
+}
