@@ -1,27 +1,139 @@
 import { lstat, mkdir, readdir, unlink } from "node:fs/promises";
 import { join } from "node:path";
+import { withDeadline } from "../core/deadline.ts";
 import { errnoCode, PluginError } from "../core/errors.ts";
 import { readFileNoFollow, syncDirectory, writeFileAtomic } from "../system/atomic-file.ts";
+
+export interface MetadataStoreOptions {
+  /** File mode of metadata files. */
+  mode: number;
+  /**
+   * Other hosts write this directory too (a shared root): unknown names are looked up on
+   * disk, and the index is re-read from disk every `refreshMs` in the background.
+   */
+  shared: boolean;
+  refreshMs?: number;
+  /** Deadline of a disk lookup made on behalf of a request (ms). */
+  lookupTimeoutMs?: number;
+}
+
+/** Files read at once while loading the index: enough to hide latency, few enough for NFS. */
+const LOAD_CONCURRENCY = 32;
 
 /**
  * One JSON file per volume in a directory, named exactly like the volume (names are
  * validated single path components without a leading dot, so they cannot collide with
  * our dotted temporary files). Writes are atomic and durable; reads never follow a
  * symlink planted in place of a file.
+ *
+ * An in-memory index mirrors the directory, so Get and List answer without touching
+ * storage: fast, and still answering while a network filesystem hangs (an Err from Get
+ * makes the engine forget the volume).
  */
 export class MetadataStore<T> {
+  private index = new Map<string, T>();
+  private refreshedAt = 0;
+  private refreshing: Promise<void> | undefined;
+  /** Names changed by this process while a reload runs: the reload must not undo them. */
+  private touched: Set<string> | undefined;
+
   constructor(
     readonly dir: string,
-    private readonly mode: number,
+    private readonly options: MetadataStoreOptions,
   ) {}
 
-  /** Creates the directory and refuses one that is a symlink or not a directory. */
+  /** Creates the directory, refuses one that is a symlink, loads the index. */
   async init(): Promise<void> {
     await mkdir(this.dir, { recursive: true, mode: 0o755 });
     await requireRealDirectory(this.dir);
+    await this.reload();
   }
 
+  /**
+   * The stored value. A shared directory is read from disk (another host may have
+   * changed it), within the lookup deadline; the index follows what was read.
+   */
   async read(name: string): Promise<T | undefined> {
+    if (!this.options.shared) return this.index.get(name);
+    const found = await withDeadline(this.readFile(name), this.options.lookupTimeoutMs ?? 5000, `reading metadata of ${name}`, name);
+    if (found === undefined) this.index.delete(name);
+    else this.index.set(name, found);
+    return found;
+  }
+
+  /** The indexed value, without touching storage. */
+  cached(name: string): T | undefined {
+    return this.index.get(name);
+  }
+
+  async write(name: string, value: T): Promise<void> {
+    try {
+      await writeFileAtomic(join(this.dir, name), `${JSON.stringify(value)}\n`, this.options.mode);
+    } catch (error) {
+      throw metadataError(`cannot write metadata of volume ${JSON.stringify(name)}`, error, name);
+    }
+    this.touched?.add(name);
+    this.index.set(name, value);
+  }
+
+  async delete(name: string): Promise<void> {
+    try {
+      await unlink(join(this.dir, name));
+      await syncDirectory(this.dir);
+    } catch (error) {
+      if (errnoCode(error) !== "ENOENT") {
+        throw metadataError(`cannot delete metadata of volume ${JSON.stringify(name)}`, error, name);
+      }
+    }
+    this.touched?.add(name);
+    this.index.delete(name);
+  }
+
+  /** Names of all stored volumes, from the index; a shared directory is re-read in the background. */
+  names(): string[] {
+    if (this.options.shared && Date.now() - this.refreshedAt >= (this.options.refreshMs ?? 2000)) void this.refresh();
+    return [...this.index.keys()];
+  }
+
+  /** Re-reads the directory once at a time; failures keep the last good index. */
+  refresh(): Promise<void> {
+    this.refreshing ??= this.reload()
+      .catch(() => {})
+      .finally(() => {
+        this.refreshing = undefined;
+      });
+    return this.refreshing;
+  }
+
+  private async reload(): Promise<void> {
+    this.touched = new Set();
+    let entries: string[];
+    try {
+      entries = (await readdir(this.dir)).filter((entry) => !entry.startsWith("."));
+    } catch (error) {
+      this.touched = undefined;
+      throw metadataError(`cannot list ${this.dir}`, error);
+    }
+    const fresh = new Map<string, T>();
+    for (let i = 0; i < entries.length; i += LOAD_CONCURRENCY) {
+      const batch = entries.slice(i, i + LOAD_CONCURRENCY);
+      const values = await Promise.all(batch.map((name) => this.readFile(name).catch(() => undefined)));
+      batch.forEach((name, j) => {
+        const value = values[j];
+        if (value !== undefined) fresh.set(name, value);
+      });
+    }
+    for (const name of this.touched) {
+      const local = this.index.get(name);
+      if (local === undefined) fresh.delete(name);
+      else fresh.set(name, local);
+    }
+    this.touched = undefined;
+    this.index = fresh;
+    this.refreshedAt = Date.now();
+  }
+
+  private async readFile(name: string): Promise<T | undefined> {
     let text: string | undefined;
     try {
       text = await readFileNoFollow(join(this.dir, name));
@@ -33,34 +145,6 @@ export class MetadataStore<T> {
       return JSON.parse(text) as T;
     } catch (error) {
       throw metadataError(`metadata of volume ${JSON.stringify(name)} is not valid JSON`, error, name);
-    }
-  }
-
-  async write(name: string, value: T): Promise<void> {
-    try {
-      await writeFileAtomic(join(this.dir, name), `${JSON.stringify(value)}\n`, this.mode);
-    } catch (error) {
-      throw metadataError(`cannot write metadata of volume ${JSON.stringify(name)}`, error, name);
-    }
-  }
-
-  async delete(name: string): Promise<void> {
-    try {
-      await unlink(join(this.dir, name));
-      await syncDirectory(this.dir);
-    } catch (error) {
-      if (errnoCode(error) === "ENOENT") return;
-      throw metadataError(`cannot delete metadata of volume ${JSON.stringify(name)}`, error, name);
-    }
-  }
-
-  /** Names of all stored volumes. */
-  async names(): Promise<string[]> {
-    try {
-      const entries = await readdir(this.dir);
-      return entries.filter((entry) => !entry.startsWith("."));
-    } catch (error) {
-      throw metadataError(`cannot list ${this.dir}`, error);
     }
   }
 }

@@ -68,8 +68,12 @@ export class MountRefs {
   }
 
   static open(options: MountRefsOptions): MountRefs {
-    mkdirSync(options.stateDir, { recursive: true, mode: 0o700 });
     const file = join(options.stateDir, "mounts.db");
+    try {
+      mkdirSync(options.stateDir, { recursive: true, mode: 0o700 });
+    } catch (error) {
+      throw stateError(options.stateDir, error);
+    }
     try {
       return MountRefs.openFile(file, options.bootId ?? currentBootId());
     } catch (error) {

@@ -23,6 +23,8 @@ export interface PosixBackendOptions {
   /** Directory holding one subdirectory per volume. */
   root: string;
   scope?: Scope;
+  /** How often List re-reads the metadata directory for other hosts' changes (ms). */
+  indexRefreshMs?: number;
 }
 
 /**
@@ -42,15 +44,18 @@ export class PosixBackend implements Backend {
   private meta!: MetadataStore<PosixVolumeMeta>;
   private trashDir = "";
   private trashSweep: Promise<void> = Promise.resolve();
+  private readonly indexRefreshMs: number;
 
   constructor(options: PosixBackendOptions) {
     this.scope = options.scope ?? "local";
+    this.indexRefreshMs = options.indexRefreshMs ?? 2000;
     this.setRoot(resolve(options.root));
   }
 
   private setRoot(root: string): void {
     this.root = root;
-    this.meta = new MetadataStore(join(root, CONTROL_DIR, "volumes"), 0o644);
+    // Every host sharing the root writes here: look up unknown names on disk too.
+    this.meta = new MetadataStore(join(root, CONTROL_DIR, "volumes"), { mode: 0o644, shared: true, refreshMs: this.indexRefreshMs });
     this.trashDir = join(root, CONTROL_DIR, "trash");
   }
 
@@ -149,15 +154,26 @@ export class PosixBackend implements Backend {
   }
 
   async inspect(name: string): Promise<VolumeRecord | undefined> {
-    const meta = await this.meta.read(name);
+    let meta: PosixVolumeMeta | undefined;
+    let stale = false;
+    try {
+      meta = await this.meta.read(name);
+    } catch (error) {
+      // Storage that does not answer must not make Get fail: the engine would forget
+      // the volume. Answer from the index and say so.
+      if (!(error instanceof PluginError && error.code === "TIMEOUT")) throw error;
+      meta = this.meta.cached(name);
+      stale = true;
+    }
     if (!meta) return undefined;
     const status: Record<string, unknown> = { backend: this.kind, options: meta.options };
+    if (stale) status.storage = "not responding; showing the last known state";
     if (meta.state !== "ready") status.state = meta.state;
     return { name, mountpoint: this.pathOf(name), createdAt: meta.createdAt, status };
   }
 
   async list(): Promise<VolumeSummary[]> {
-    return (await this.meta.names()).map((name) => ({ name, mountpoint: this.pathOf(name) }));
+    return this.meta.names().map((name) => ({ name, mountpoint: this.pathOf(name) }));
   }
 
   async prepareMount(name: string): Promise<string> {

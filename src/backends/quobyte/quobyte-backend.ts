@@ -66,7 +66,8 @@ export class QuobyteBackend implements Backend {
   private usageRefresh: Promise<void> | undefined;
 
   constructor(private readonly options: QuobyteBackendOptions) {
-    this.meta = new MetadataStore(options.metadataDir, 0o600);
+    // This host's own state directory: nobody else writes it.
+    this.meta = new MetadataStore(options.metadataDir, { mode: 0o600, shared: false });
   }
 
   async init(): Promise<void> {
@@ -244,7 +245,7 @@ export class QuobyteBackend implements Backend {
   }
 
   async list(): Promise<VolumeSummary[]> {
-    const names = new Set(await this.meta.names());
+    const names = new Set(this.meta.names());
     if (this.options.listAll) {
       await this.freshUsage();
       for (const volume of this.usage.values()) names.add(volume.name);

@@ -17,7 +17,7 @@ runBackendContract({
     const dir = await makeTempDir("dqp-posix-contract-");
     const root = join(dir, "root");
     return {
-      backend: new PosixBackend({ root }),
+      backend: new PosixBackend({ root, indexRefreshMs: 50 }),
       root,
       reopen: async () => new PosixBackend({ root }),
       cleanup: () => removeTempDir(dir),
@@ -44,7 +44,7 @@ async function makeHarness(): Promise<PosixHarness> {
   const root = join(dir, "root");
   const outside = join(dir, "outside");
   await mkdir(outside);
-  const backend = new PosixBackend({ root });
+  const backend = new PosixBackend({ root, indexRefreshMs: 50 });
   await backend.init();
   const refs = MountRefs.open({ stateDir: join(dir, "state"), bootId: "posix-boot" });
   const driver = new Driver(backend, refs, { timeoutMs: 30_000 });
@@ -212,6 +212,9 @@ describe("posix backend", () => {
       expect(await other.prepareMount("shared-1")).toBe(mine.mountpoint);
 
       await other.remove("shared-2");
+      // List answers from an index that catches up with other hosts in the background.
+      const deadline = Date.now() + 5000;
+      while ((await h.driver.list()).length !== 1 && Date.now() < deadline) await Bun.sleep(20);
       expect((await h.driver.list()).map((v) => v.name)).toEqual(["shared-1"]);
       await expectPluginError(h.driver.get("shared-2"), "VOLUME_NOT_FOUND");
     });
