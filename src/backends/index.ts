@@ -21,7 +21,7 @@ export function createMountMonitor(config: ServeConfig): MountMonitor {
 export async function createBackend(config: ServeConfig, log: Logger): Promise<Backend> {
   switch (config.backend) {
     case "posix":
-      return new PosixBackend({ root: config.path, scope: config.scope });
+      return new PosixBackend({ root: config.path, scope: config.scope, monitor: createMountMonitor(config) });
     case "quobyte": {
       const q = config.quobyte;
       if (!q) throw new Error("quobyte settings missing");

@@ -2,6 +2,7 @@ import { defineCommand } from "citty";
 import pkg from "../../package.json" with { type: "json" };
 import mountAll from "./mount-all.ts";
 import serve from "./serve.ts";
+import status from "./status.ts";
 import writeSpec from "./write-spec.ts";
 
 export const rootCommand = defineCommand({
@@ -10,5 +11,5 @@ export const rootCommand = defineCommand({
     version: pkg.version,
     description: "Docker volume plugin for Quobyte-style shared storage (one host mount, one directory per volume)",
   },
-  subCommands: { serve, "mount-all": mountAll, "write-spec": writeSpec },
+  subCommands: { serve, "mount-all": mountAll, "write-spec": writeSpec, status },
 });

@@ -3,7 +3,7 @@ import { PluginError } from "./errors.ts";
 import { KeyedLock } from "./lock.ts";
 import type { MountRefs } from "./mount-refs.ts";
 import { validateVolumeName } from "./names.ts";
-import type { Backend, Scope, VolumeRecord, VolumeSummary } from "./types.ts";
+import type { Backend, Scope, StorageHealth, VolumeRecord, VolumeSummary } from "./types.ts";
 
 export interface DriverOptions {
   /** Deadline for each operation, lock wait included (ms); 0 disables it. */
@@ -108,6 +108,26 @@ export class Driver {
 
   capabilities(): { scope: Scope } {
     return { scope: this.scope };
+  }
+
+  /** The storage mount's health (probed with a deadline). */
+  health(): Promise<StorageHealth> {
+    return this.backend.health();
+  }
+
+  /** Every volume with its mounts on this host and its Status, for operators. */
+  async report(): Promise<{ name: string; mounts: number; mountpoint: string; status: Record<string, unknown> }[]> {
+    const out = [];
+    for (const { name } of await this.list()) {
+      try {
+        const record = await this.get(name);
+        out.push({ name, mounts: this.refs.count(name), mountpoint: record.mountpoint, status: { ...record.status } });
+      } catch (error) {
+        // Removed since List, or unreadable: show it with the reason instead of failing the report.
+        out.push({ name, mounts: this.refs.count(name), mountpoint: "", status: { error: String(error) } });
+      }
+    }
+    return out;
   }
 
   /** Active mounts per volume on this host. */

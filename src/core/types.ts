@@ -5,6 +5,13 @@ export type Scope = "local" | "global";
 /** Volume options exactly as the engine passed them (`-o key=value`). */
 export type VolumeOptions = Readonly<Record<string, string>>;
 
+/** Whether the storage can be used right now, and why not. */
+export interface StorageHealth {
+  /** "live" when volumes may be created and mounted. */
+  state: string;
+  detail: string;
+}
+
 /** What a backend knows about one volume. */
 export interface VolumeRecord {
   readonly name: string;
@@ -43,6 +50,8 @@ export interface Backend {
   list(): Promise<VolumeSummary[]>;
   /** Checks the volume is reachable and returns the path to hand to the engine. */
   prepareMount(name: string): Promise<string>;
+  /** The storage mount's health, probed with a deadline (never hangs). */
+  health(): Promise<StorageHealth>;
   /** Releases resources (timers, connections). */
   close(): Promise<void>;
 }

@@ -4,6 +4,7 @@ import { PluginError } from "../core/errors.ts";
 import type { Logger } from "../logging.ts";
 import { parseObject, readBody } from "./body.ts";
 import { errorReply } from "./error-reply.ts";
+import { Metrics } from "./metrics.ts";
 import { ACTIVATE_REPLY, CONTENT_TYPE, mountIdOf, nameOf, toWireSummary, toWireVolume } from "./schema.ts";
 
 type Body = Record<string, unknown>;
@@ -52,10 +53,14 @@ function reply(payload: unknown, status = 200): Response {
 /** The protocol router: Plugin.Activate plus the VolumeDriver table over one driver. */
 export function createApp(driver: Driver, log: Logger): Hono {
   const app = new Hono({ getPath: pathOf });
+  const metrics = new Metrics();
   let requestCount = 0;
 
   // Activate has an empty body and must always answer at once.
-  app.post("/Plugin.Activate", () => reply(ACTIVATE_REPLY));
+  app.post("/Plugin.Activate", () => {
+    metrics.observe("Plugin.Activate", 0);
+    return reply(ACTIVATE_REPLY);
+  });
 
   for (const [method, call] of Object.entries(ENDPOINTS)) {
     app.post(`/${method}`, async (c) => {
@@ -67,17 +72,38 @@ export function createApp(driver: Driver, log: Logger): Hono {
         // Shown in logs only; a hostile request may send megabytes of name.
         if (typeof body.Name === "string") volume = body.Name.slice(0, 256);
         const payload = await call(driver, body);
-        log.debug("request", { id, endpoint: method, volume, ms: elapsed(started) });
+        const ms = elapsed(started);
+        metrics.observe(method, ms / 1000);
+        log.debug("request", { id, endpoint: method, volume, ms });
         return reply(payload);
       } catch (thrown) {
         const { status, body, error } = errorReply(thrown);
         const fields = { id, endpoint: method, volume: error.volume ?? volume, code: error.code, ms: elapsed(started) };
+        metrics.observe(method, fields.ms / 1000, error.code);
         if (error.code === "INTERNAL") log.error("request failed", { ...fields, error: String(thrown) });
         else log.warn(`request failed: ${error.message}`, fields);
         return reply(body, status);
       }
     });
   }
+
+  // Read-only operator endpoints on the same socket; the engine only ever POSTs.
+  app.get("/health", async () => {
+    const storage = await driver.health();
+    const body = { status: storage.state === "live" ? "ok" : "degraded", backend: driver.backend.kind, scope: driver.scope, storage };
+    return reply(body, storage.state === "live" ? 200 : 503);
+  });
+  app.get("/metrics", async () => {
+    const [volumes, storage] = await Promise.all([driver.list().catch(() => []), driver.health()]);
+    let activeMounts = 0;
+    for (const count of driver.mounts().values()) activeMounts += count;
+    const text = metrics.render({ volumes: volumes.length, activeMounts, storageLive: storage.state === "live" });
+    return new Response(text, { headers: { "Content-Type": "text/plain; version=0.0.4" } });
+  });
+  app.get("/status", async () => {
+    const [storage, volumes] = await Promise.all([driver.health(), driver.report()]);
+    return reply({ backend: driver.backend.kind, scope: driver.scope, storage, volumes });
+  });
 
   app.notFound((c) => {
     const { status, body } = errorReply(

@@ -102,4 +102,41 @@ describe("the compiled binary", () => {
       engine.close();
     }
   });
+
+  test("status and /metrics report a known sequence of requests", async () => {
+    plugin = await startPlugin(serveArgs(), `${dir}/p.sock`);
+    const engine = new EngineClient(`${dir}/p.sock`);
+    try {
+      await engine.call("VolumeDriver.Create", { Name: "alpha" });
+      await engine.call("VolumeDriver.Create", { Name: "beta" });
+      await engine.call("VolumeDriver.Mount", { Name: "alpha", ID: "1".repeat(64) });
+      await engine.call("VolumeDriver.Mount", { Name: "alpha", ID: "2".repeat(64) });
+      await engine.call("VolumeDriver.Get", { Name: "missing" });
+    } finally {
+      engine.close();
+    }
+    const status = await runBinary(["status", "--socket", `${dir}/p.sock`, "--json"]);
+    expect(status.code).toBe(0);
+    const report = JSON.parse(status.stdout) as { storage: { state: string }; volumes: { name: string; mounts: number }[] };
+    expect(report.storage.state).toBe("live");
+    expect(report.volumes.map((v) => [v.name, v.mounts]).sort()).toEqual([
+      ["alpha", 2],
+      ["beta", 0],
+    ]);
+    const table = await runBinary(["status", "--socket", `${dir}/p.sock`]);
+    expect(table.stdout).toMatch(/alpha\s+2/);
+
+    const metrics = await (await fetch("http://plugin/metrics", { unix: `${dir}/p.sock` })).text();
+    expect(metrics).toContain('dqp_requests_total{endpoint="VolumeDriver.Create",outcome="ok"} 2');
+    expect(metrics).toContain('dqp_requests_total{endpoint="VolumeDriver.Mount",outcome="ok"} 2');
+    expect(metrics).toContain('dqp_requests_total{endpoint="VolumeDriver.Get",outcome="error"} 1');
+    expect(metrics).toContain('dqp_errors_total{code="VOLUME_NOT_FOUND"} 1');
+    expect(metrics).toContain('dqp_request_duration_seconds_count{endpoint="VolumeDriver.Create"} 2');
+    expect(metrics).toContain("dqp_volumes 2");
+    expect(metrics).toContain("dqp_active_mounts 2");
+    expect(metrics).toContain("dqp_storage_up 1");
+    const health = await fetch("http://plugin/health", { unix: `${dir}/p.sock` });
+    expect(health.status).toBe(200);
+    expect(((await health.json()) as { status: string }).status).toBe("ok");
+  });
 });

@@ -2,7 +2,8 @@ import { constants } from "node:fs";
 import { lstat, mkdir, open, readdir, realpath, rename, rm, rmdir } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { errnoCode, PluginError } from "../../core/errors.ts";
-import type { Backend, Scope, VolumeOptions, VolumeRecord, VolumeSummary } from "../../core/types.ts";
+import type { Backend, Scope, StorageHealth, VolumeOptions, VolumeRecord, VolumeSummary } from "../../core/types.ts";
+import type { MountMonitor } from "../../system/mount-health.ts";
 import { syncDirectory } from "../../system/atomic-file.ts";
 import { MetadataStore, requireRealDirectory } from "../metadata-store.ts";
 import { type Ownership, parseOwnership, POSIX_OPTION_NAMES } from "./options.ts";
@@ -25,6 +26,8 @@ export interface PosixBackendOptions {
   scope?: Scope;
   /** How often List re-reads the metadata directory for other hosts' changes (ms). */
   indexRefreshMs?: number;
+  /** Checks the root's filesystem before Create and Mount (a hung NFS fails fast). */
+  monitor?: MountMonitor;
 }
 
 /**
@@ -45,10 +48,12 @@ export class PosixBackend implements Backend {
   private trashDir = "";
   private trashSweep: Promise<void> = Promise.resolve();
   private readonly indexRefreshMs: number;
+  private readonly monitor: MountMonitor | undefined;
 
   constructor(options: PosixBackendOptions) {
     this.scope = options.scope ?? "local";
     this.indexRefreshMs = options.indexRefreshMs ?? 2000;
+    this.monitor = options.monitor;
     this.setRoot(resolve(options.root));
   }
 
@@ -99,6 +104,7 @@ export class PosixBackend implements Backend {
 
   async create(name: string, options: VolumeOptions): Promise<void> {
     const ownership = await parseOwnership(options, name);
+    await this.requireLive(name);
     const existing = await this.meta.read(name);
     if (existing?.state === "ready") return;
     if (existing?.state === "removing") await this.finishRemove(name);
@@ -177,6 +183,7 @@ export class PosixBackend implements Backend {
   }
 
   async prepareMount(name: string): Promise<string> {
+    await this.requireLive(name);
     const meta = await this.meta.read(name);
     if (meta?.state === "removing") {
       throw new PluginError("BACKEND_FAILED", `volume ${JSON.stringify(name)} is being removed`, { volume: name });
@@ -203,6 +210,16 @@ export class PosixBackend implements Backend {
         { volume: name },
       );
     }
+  }
+
+  async health(): Promise<StorageHealth> {
+    return this.monitor ? this.monitor.check() : { state: "live", detail: `${this.root} (not probed)` };
+  }
+
+  private async requireLive(volume: string): Promise<void> {
+    if (!this.monitor) return;
+    const health = await this.monitor.check();
+    if (health.state !== "live") throw new PluginError("BACKEND_FAILED", health.detail, { volume });
   }
 
   async close(): Promise<void> {

@@ -2,7 +2,7 @@ import { lstat } from "node:fs/promises";
 import { join } from "node:path";
 import { withDeadline } from "../../core/deadline.ts";
 import { errnoCode, PluginError } from "../../core/errors.ts";
-import type { Backend, VolumeOptions, VolumeRecord, VolumeSummary } from "../../core/types.ts";
+import type { Backend, StorageHealth, VolumeOptions, VolumeRecord, VolumeSummary } from "../../core/types.ts";
 import type { Logger } from "../../logging.ts";
 import { isExists, type QuobyteApi, type Tenant, type VolumeUsage } from "../../quobyte/api.ts";
 import { QuobyteRpcError } from "../../quobyte/rpc-error.ts";
@@ -270,6 +270,10 @@ export class QuobyteBackend implements Backend {
       });
     }
     return this.mountpointOf(name, meta);
+  }
+
+  health(): Promise<StorageHealth> {
+    return this.options.monitor.check();
   }
 
   /** Never hand out a path on an unmounted mount point: data would land on the root disk. */

@@ -67,6 +67,10 @@ class FakeBackend implements Backend {
   private mountpointOf(name: string): string {
     return `/fake/${name}`;
   }
+  async health(): Promise<{ state: string; detail: string }> {
+    return { state: "live", detail: "fake" };
+  }
+
   async close(): Promise<void> {
     this.calls.push({ op: "close" });
   }
