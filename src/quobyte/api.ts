@@ -45,13 +45,17 @@ export class QuobyteApi {
   /** A tenant given by UUID or name, resolved to both; undefined when it does not exist. */
   async findTenant(ref: string): Promise<Tenant | undefined> {
     if (isUuid(ref)) {
-      const { tenant = [] } = await this.rpc.call<{ tenant?: { tenant_id: string; name: string }[] }>(
-        "getTenant",
-        { tenant_id: [ref] },
-        { idempotent: true },
-      );
-      const found = tenant.find((t) => t.tenant_id.toLowerCase() === ref.toLowerCase());
-      if (found) return { id: found.tenant_id, name: found.name };
+      try {
+        const { tenant = [] } = await this.rpc.call<{ tenant?: { tenant_id: string; name: string }[] }>(
+          "getTenant",
+          { tenant_id: [ref] },
+          { idempotent: true },
+        );
+        const found = tenant.find((t) => t.tenant_id.toLowerCase() === ref.toLowerCase());
+        if (found) return { id: found.tenant_id, name: found.name };
+      } catch (error) {
+        if (!isNotFound(error)) throw error;
+      }
       // Fall through: a tenant may be named like a UUID.
     }
     try {
