@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 
 need=()
 [ -x /usr/sbin/dockerd ] || need+=(docker.io)
+command -v bindfs >/dev/null || need+=(bindfs fuse3)
 [ -x /bin/busybox ] && dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'ok installed' || need+=(busybox-static)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

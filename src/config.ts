@@ -93,7 +93,7 @@ type Env = Record<string, string | undefined>;
  * Flags win over the environment (which includes the env file), which wins over
  * defaults. Pure: reading the env and password files happens before, in the CLI.
  */
-export function resolveServeConfig(args: ServeArgs, env: Env): ServeConfig {
+export function resolveServeConfig(args: ServeArgs, env: Env, use: { api: boolean } = { api: true }): ServeConfig {
   const apiUrl = nonEmpty(args.api) ?? nonEmpty(env.QUOBYTE_API_URL);
   const backend = oneOf("--backend", args.backend ?? (apiUrl ? "quobyte" : "posix"), BACKENDS);
   const driverName = args.name ?? DEFAULTS.name;
@@ -116,29 +116,30 @@ export function resolveServeConfig(args: ServeArgs, env: Env): ServeConfig {
     logLevel: oneOf("--log-level", args["log-level"] ?? "info", LOG_LEVELS),
     logFormat: oneOf("--log-format", args["log-format"] ?? "pretty", LOG_FORMATS),
     timeoutMs,
-    quobyte: backend === "quobyte" ? resolveQuobyte(args, env, apiUrl, timeoutMs) : undefined,
+    quobyte: backend === "quobyte" ? resolveQuobyte(args, env, apiUrl, timeoutMs, use.api) : undefined,
   };
 }
 
-function resolveQuobyte(args: ServeArgs, env: Env, apiUrl: string | undefined, timeoutMs: number): QuobyteConfig {
-  if (!apiUrl) throw new UsageError("the quobyte backend needs the API URL: --api or QUOBYTE_API_URL");
-  if (!/^https?:\/\/[^/]/i.test(apiUrl)) {
+/** `needsApi` is false for mount-all, which only mounts and never calls the API. */
+function resolveQuobyte(args: ServeArgs, env: Env, apiUrl: string | undefined, timeoutMs: number, needsApi: boolean): QuobyteConfig {
+  if (!apiUrl && needsApi) throw new UsageError("the quobyte backend needs the API URL: --api or QUOBYTE_API_URL");
+  if (apiUrl && !/^https?:\/\/[^/]/i.test(apiUrl)) {
     throw new UsageError(`API URL ${JSON.stringify(apiUrl)} must start with http:// or https://`);
   }
-  const password = env.QUOBYTE_API_PASSWORD;
-  if (!password) {
+  const password = env.QUOBYTE_API_PASSWORD ?? "";
+  if (!password && needsApi) {
     throw new UsageError(
       `the quobyte backend needs the API password: QUOBYTE_API_PASSWORD in ${DEFAULTS.envFile} (or --env-file), the environment, or --password-file`,
     );
   }
-  const tenant = nonEmpty(args["tenant-id"]) ?? nonEmpty(env.QUOBYTE_TENANT_ID);
-  if (!tenant) throw new UsageError("the quobyte backend needs a tenant (name or UUID): --tenant-id or QUOBYTE_TENANT_ID");
+  const tenant = nonEmpty(args["tenant-id"]) ?? nonEmpty(env.QUOBYTE_TENANT_ID) ?? "";
+  if (!tenant && needsApi) throw new UsageError("the quobyte backend needs a tenant (name or UUID): --tenant-id or QUOBYTE_TENANT_ID");
   const apiTimeoutMs = seconds("--api-timeout", args["api-timeout"], DEFAULTS.apiTimeoutSeconds, 60);
   const createWaitMs = seconds("--create-wait", args["create-wait"], DEFAULTS.createWaitSeconds, 110);
   if (apiTimeoutMs >= timeoutMs) throw new UsageError("--api-timeout must be shorter than --timeout");
   const options = args.options ?? env.QUOBYTE_MOUNT_OPTIONS ?? DEFAULTS.mountOptions;
   return {
-    apiUrl,
+    apiUrl: apiUrl ?? "",
     user: nonEmpty(args.user) ?? nonEmpty(env.QUOBYTE_API_USER) ?? DEFAULTS.apiUser,
     password,
     apiCaFile: args["api-ca"] === undefined ? undefined : absolute("--api-ca", args["api-ca"]),

@@ -73,7 +73,7 @@ export const backendArgs = {
  * citty accepts any flag silently; a typo such as `--sate-dir` must not quietly fall
  * back to a default on a production host, and `--password` must not exist at all.
  */
-export function assertKnownArgs(rawArgs: readonly string[], defs: ArgsDef): void {
+export function assertKnownArgs(rawArgs: readonly string[], defs: ArgsDef, parsed: Record<string, unknown> = {}): void {
   const known = new Set<string>(["help", "h"]);
   for (const [name, def] of Object.entries(defs)) {
     known.add(name);
@@ -90,10 +90,19 @@ export function assertKnownArgs(rawArgs: readonly string[], defs: ArgsDef): void
     }
     if (!known.has(name)) throw new UsageError(`unknown option ${arg.split("=")[0]}`);
   }
+  // `--options -o x` hands citty a flag where a value belongs; it then reads `true`.
+  for (const [name, def] of Object.entries(defs)) {
+    if (def.type === "string" && parsed[name] !== undefined && typeof parsed[name] !== "string") {
+      throw new UsageError(`--${name} needs a value; for a value starting with "-" write --${name}="..."`);
+    }
+  }
 }
 
 /** Parsed flags + env file + process environment -> configuration. */
-export function configFromArgs(parsed: ServeArgs & { "env-file"?: string; "password-file"?: string }): ServeConfig {
+export function configFromArgs(
+  parsed: ServeArgs & { "env-file"?: string; "password-file"?: string },
+  use: { api: boolean } = { api: true },
+): ServeConfig {
   const env = loadEnvironment({ envFile: parsed["env-file"], passwordFile: parsed["password-file"] }, process.env);
-  return resolveServeConfig(parsed, env);
+  return resolveServeConfig(parsed, env, use);
 }

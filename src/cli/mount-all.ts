@@ -24,8 +24,8 @@ export default defineCommand({
   },
   args,
   async run({ args: parsed, rawArgs }) {
-    assertKnownArgs(rawArgs, args);
-    const config = configFromArgs(parsed);
+    assertKnownArgs(rawArgs, args, parsed);
+    const config = configFromArgs(parsed, { api: false });
     if (config.backend === "quobyte") {
       const timeoutSeconds = parsed["mount-timeout"] === undefined ? 60 : Number(parsed["mount-timeout"]);
       const outcome = await ensureQuobyteMount({

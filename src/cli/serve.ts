@@ -23,7 +23,7 @@ export default defineCommand({
   meta: { name: "serve", description: "Serve the Docker volume plugin protocol on a Unix socket" },
   args,
   async run({ args: parsed, rawArgs }) {
-    assertKnownArgs(rawArgs, args);
+    assertKnownArgs(rawArgs, args, parsed);
     const config = configFromArgs(parsed);
     const log = createLogger({ level: config.logLevel, format: config.logFormat });
     const service = await startService(config, log);

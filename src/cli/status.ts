@@ -19,7 +19,7 @@ export default defineCommand({
   meta: { name: "status", description: "Show the running plugin's volumes, mounts on this host, and storage health" },
   args,
   async run({ args: parsed, rawArgs }) {
-    assertKnownArgs(rawArgs, args);
+    assertKnownArgs(rawArgs, args, parsed);
     if (parsed.name !== undefined && parsed.socket !== undefined) throw new UsageError("give --name or --socket, not both");
     const socket = parsed.socket ?? `${DEFAULTS.socketDir}/${parsed.name ?? DEFAULTS.name}.sock`;
     let response: Response;

@@ -23,7 +23,7 @@ export default defineCommand({
   meta: { name: "write-spec", description: "Write the discovery file the engine reads from /etc/docker/plugins" },
   args,
   async run({ args: parsed, rawArgs }) {
-    assertKnownArgs(rawArgs, args);
+    assertKnownArgs(rawArgs, args, parsed);
     const name = parsed.name ?? DEFAULTS.name;
     let spec;
     try {

@@ -1,4 +1,4 @@
-import { stat } from "node:fs/promises";
+import { stat, statfs } from "node:fs/promises";
 import { errnoCode } from "../core/errors.ts";
 import { isQuobyteMount, mountAt } from "./mountinfo.ts";
 
@@ -104,6 +104,9 @@ export class MountMonitor {
     try {
       const info = await stat(this.path);
       if (!info.isDirectory()) return { state: "missing", detail: `${this.path} is not a directory`, checkedAt };
+      // stat of a FUSE mount root may be answered from the kernel's attribute cache
+      // after the daemon died or froze; statfs always asks the daemon.
+      await statfs(this.path);
     } catch (error) {
       const code = errnoCode(error);
       if (code === "ENOENT") return { state: "missing", detail: `${this.path} does not exist`, checkedAt };
