@@ -60,6 +60,8 @@ export interface ServeConfig {
   logFormat: LogFormat;
   timeoutMs: number;
   quobyte: QuobyteConfig | undefined;
+  /** Serve on TCP instead of the Unix socket (`--listen`), with optional TLS files. */
+  listen: { address: string; tlsCert?: string; tlsKey?: string; tlsCa?: string } | undefined;
 }
 
 /** Raw command-line values (citty's parsed args). */
@@ -85,6 +87,10 @@ export interface ServeArgs {
   "api-timeout"?: string;
   "create-wait"?: string;
   "list-all"?: boolean;
+  listen?: string;
+  "tls-cert"?: string;
+  "tls-key"?: string;
+  "tls-ca"?: string;
 }
 
 type Env = Record<string, string | undefined>;
@@ -117,6 +123,7 @@ export function resolveServeConfig(args: ServeArgs, env: Env, use: { api: boolea
     logFormat: oneOf("--log-format", args["log-format"] ?? "pretty", LOG_FORMATS),
     timeoutMs,
     quobyte: backend === "quobyte" ? resolveQuobyte(args, env, apiUrl, timeoutMs, use.api) : undefined,
+    listen: resolveListen(args),
   };
 }
 
@@ -151,6 +158,17 @@ function resolveQuobyte(args: ServeArgs, env: Env, apiUrl: string | undefined, t
     createWaitMs,
     listAll: args["list-all"] === true,
   };
+}
+
+function resolveListen(args: ServeArgs): ServeConfig["listen"] {
+  const tlsFiles = { tlsCert: args["tls-cert"], tlsKey: args["tls-key"], tlsCa: args["tls-ca"] };
+  if (args.listen === undefined) {
+    if (Object.values(tlsFiles).some((file) => file !== undefined)) throw new UsageError("--tls-cert, --tls-key and --tls-ca go with --listen");
+    return undefined;
+  }
+  if (args.socket !== undefined) throw new UsageError("give --listen or --socket, not both");
+  const files = Object.fromEntries(Object.entries(tlsFiles).filter(([, file]) => file !== undefined).map(([key, file]) => [key, absolute(`--${key}`, file ?? "")]));
+  return { address: args.listen, ...files };
 }
 
 function nonEmpty(value: string | undefined): string | undefined {

@@ -5,13 +5,15 @@ import { MountRefs } from "./core/mount-refs.ts";
 import type { Logger } from "./logging.ts";
 import { createApp } from "./protocol/app.ts";
 import { MAX_BODY_BYTES } from "./protocol/body.ts";
+import { ListenError, listenTcp } from "./protocol/tcp-listener.ts";
 import { listenUnix } from "./protocol/unix-listener.ts";
 import { resolveAccountId } from "./system/accounts.ts";
-import { DEFAULTS } from "./config.ts";
+import { DEFAULTS, UsageError } from "./config.ts";
 
 export interface RunningService {
   readonly driver: Driver;
-  readonly socketPath: string;
+  /** Where the plugin answers: the socket path, or https://HOST:PORT / tcp://HOST:PORT. */
+  readonly address: string;
   /** Stops serving, removes the socket, releases the state database. Idempotent. */
   stop(): Promise<void>;
 }
@@ -32,27 +34,35 @@ export async function startService(config: ServeConfig, log: Logger): Promise<Ru
   });
   const driver = new Driver(backend, refs, { timeoutMs: config.timeoutMs, scope: config.scope });
   const app = createApp(driver, log.withTag("protocol"));
-  let listener;
+  const common = {
+    fetch: app.fetch,
+    idleTimeoutSeconds: DEFAULTS.idleTimeoutSeconds,
+    // A backstop above our own limit, so that our handler answers oversized bodies
+    // with an {"Err"} before Bun would cut them off without one.
+    maxRequestBodySize: MAX_BODY_BYTES * 4,
+  };
+  let listener: { stop(): Promise<void> };
+  let address: string;
   try {
-    listener = await listenUnix({
-      path: config.socketPath,
-      gid,
-      fetch: app.fetch,
-      idleTimeoutSeconds: DEFAULTS.idleTimeoutSeconds,
-      // A backstop above our own limit, so that our handler answers oversized bodies
-      // with an {"Err"} before Bun would cut them off without one.
-      maxRequestBodySize: MAX_BODY_BYTES * 4,
-    });
+    if (config.listen) {
+      const tcp = listenTcp({ ...common, ...config.listen });
+      listener = tcp;
+      address = tcp.url;
+    } else {
+      listener = await listenUnix({ ...common, path: config.socketPath, gid });
+      address = config.socketPath;
+    }
   } catch (error) {
     refs.close();
     await backend.close();
+    if (error instanceof ListenError) throw new UsageError(error.message);
     throw error;
   }
 
   let stopping: Promise<void> | undefined;
   return {
     driver,
-    socketPath: listener.path,
+    address,
     stop() {
       stopping ??= (async () => {
         await listener.stop();

@@ -16,6 +16,14 @@ const args = {
     valueHint: "SECONDS",
   },
   "list-all": { type: "boolean", description: "quobyte: List shows every volume of the tenant, not only this plugin's" },
+  listen: {
+    type: "string",
+    description: "Serve on TCP instead of the Unix socket; plain HTTP only on loopback (pair with write-spec)",
+    valueHint: "tcp://HOST:PORT",
+  },
+  "tls-cert": { type: "string", description: "With --listen: serve HTTPS with this certificate", valueHint: "FILE" },
+  "tls-key": { type: "string", description: "With --listen: key of --tls-cert", valueHint: "FILE" },
+  "tls-ca": { type: "string", description: "With --listen: clients must present a certificate signed by this CA", valueHint: "FILE" },
   ...commonArgs,
 } as const;
 
@@ -27,7 +35,7 @@ export default defineCommand({
     const config = configFromArgs(parsed);
     const log = createLogger({ level: config.logLevel, format: config.logFormat });
     const service = await startService(config, log);
-    log.info(`serving driver ${JSON.stringify(config.driverName)} on ${service.socketPath}`, {
+    log.info(`serving driver ${JSON.stringify(config.driverName)} on ${service.address}`, {
       backend: config.backend,
       path: config.path,
       mountCheck: config.mountCheck,
@@ -38,6 +46,6 @@ export default defineCommand({
     const signal = await waitForShutdownSignal();
     log.info(`received ${signal}; stopping`);
     await service.stop();
-    log.info("stopped; socket removed");
+    log.info(config.listen ? "stopped" : "stopped; socket removed");
   },
 });

@@ -1,0 +1,79 @@
+import { readFileSync } from "node:fs";
+import { isIP } from "node:net";
+
+export interface TcpListenOptions {
+  /** `tcp://HOST:PORT`. */
+  address: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  /** With a CA, clients must present a certificate it signed (mutual TLS). */
+  tlsCa?: string;
+  fetch: (request: Request) => Response | Promise<Response>;
+  idleTimeoutSeconds: number;
+  maxRequestBodySize: number;
+}
+
+export interface TcpListener {
+  /** What the engine's spec file should name: https://HOST:PORT or tcp://HOST:PORT. */
+  readonly url: string;
+  stop(): Promise<void>;
+}
+
+/** A listen address we refuse to serve: the operator must change the flags. */
+export class ListenError extends Error {
+  override readonly name = "ListenError";
+}
+
+export function isLoopback(host: string): boolean {
+  if (host === "localhost") return true;
+  if (isIP(host) === 4) return host.startsWith("127.");
+  return host === "::1" || host === "[::1]";
+}
+
+/** Parses and checks `--listen` before anything binds. Pure. */
+export function parseListenAddress(address: string, tls: boolean): { host: string; port: number } {
+  const match = /^tcp:\/\/(\[[0-9a-fA-F:]+\]|[^:/]+):(\d{1,5})$/.exec(address);
+  const port = Number(match?.[2]);
+  if (!match?.[1] || !(port >= 0 && port <= 65535)) {
+    throw new ListenError(`--listen ${JSON.stringify(address)} must look like tcp://127.0.0.1:9000`);
+  }
+  const host = match[1].replace(/^\[|\]$/g, "");
+  // Whoever reaches the socket can create, mount and delete volumes: plain HTTP only on loopback.
+  if (!tls && !isLoopback(host)) {
+    throw new ListenError(`plain HTTP on ${host} would give the network control of your volumes; use --tls-cert, --tls-key and --tls-ca, or a loopback address`);
+  }
+  return { host, port };
+}
+
+/** Serves `fetch` on TCP, with TLS (and client certificates with a CA) when given. */
+export function listenTcp(options: TcpListenOptions): TcpListener {
+  const tls = options.tlsCert !== undefined || options.tlsKey !== undefined;
+  if (tls && (options.tlsCert === undefined || options.tlsKey === undefined)) throw new ListenError("--tls-cert and --tls-key go together");
+  if (options.tlsCa !== undefined && !tls) throw new ListenError("--tls-ca needs --tls-cert and --tls-key");
+  const { host, port } = parseListenAddress(options.address, tls);
+  const server = Bun.serve({
+    hostname: host,
+    port,
+    fetch: options.fetch,
+    idleTimeout: options.idleTimeoutSeconds,
+    maxRequestBodySize: options.maxRequestBodySize,
+    ...(tls
+      ? {
+          tls: {
+            cert: readFileSync(options.tlsCert ?? ""),
+            key: readFileSync(options.tlsKey ?? ""),
+            ...(options.tlsCa === undefined
+              ? {}
+              : { ca: readFileSync(options.tlsCa), requestCert: true, rejectUnauthorized: true }),
+          },
+        }
+      : {}),
+  });
+  const shownHost = host.includes(":") ? `[${host}]` : host;
+  return {
+    url: `${tls ? "https" : "tcp"}://${shownHost}:${server.port}`,
+    async stop() {
+      await server.stop();
+    },
+  };
+}
