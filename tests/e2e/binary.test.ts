@@ -139,4 +139,37 @@ describe("the compiled binary", () => {
     expect(health.status).toBe(200);
     expect(((await health.json()) as { status: string }).status).toBe("ok");
   });
+
+  test("install --prefix stages the binary and the unit under the prefix only", async () => {
+    const prefix = `${dir}/stage`;
+    const dry = await runBinary(["install", "--prefix", prefix, "--backend", "quobyte", "--dry-run"]);
+    expect(dry.code).toBe(0);
+    expect(dry.stdout).toContain("ExecStartPre=/usr/local/bin/docker-quobyte-plugin mount-all");
+    expect(existsSync(prefix)).toBe(false);
+
+    const result = await runBinary(["install", "--prefix", prefix, "--backend", "quobyte"]);
+    expect(result.code).toBe(0);
+    const files = (await Array.fromAsync(new Bun.Glob("**").scan({ cwd: prefix, dot: true }))).sort();
+    expect(files).toEqual(["etc/systemd/system/docker-quobyte-plugin.service", "usr/local/bin/docker-quobyte-plugin"]);
+    expect(statSync(`${prefix}/usr/local/bin/docker-quobyte-plugin`).mode & 0o777).toBe(0o755);
+    const unit = await Bun.file(`${prefix}/etc/systemd/system/docker-quobyte-plugin.service`).text();
+    for (const line of [
+      "Before=docker.service",
+      "After=network-online.target",
+      "EnvironmentFile=-/etc/quobyte/docker-quobyte.env",
+      "ExecStartPre=/usr/local/bin/docker-quobyte-plugin mount-all --backend quobyte",
+      "ExecStart=/usr/local/bin/docker-quobyte-plugin serve --backend quobyte --log-format json",
+      "Restart=on-failure",
+      "LimitNOFILE=16384",
+    ]) {
+      expect(unit.split("\n")).toContain(line);
+    }
+    const installed = await runBinary([]);
+    expect(installed.code).toBe(2);
+    const copy = Bun.spawn([`${prefix}/usr/local/bin/docker-quobyte-plugin`, "--version"], { stdout: "pipe" });
+    expect((await new Response(copy.stdout).text()).trim()).toMatch(/^\d+\.\d+\.\d+$/);
+
+    const posix = await runBinary(["install", "--prefix", `${dir}/stage2`, "--backend", "posix", "--dry-run"]);
+    expect(posix.stdout).not.toContain("ExecStartPre");
+  });
 });
