@@ -55,7 +55,7 @@ export class MetadataStore<T> {
    */
   async read(name: string): Promise<T | undefined> {
     if (!this.options.shared) return this.index.get(name);
-    const found = await withDeadline(this.readFile(name), this.options.lookupTimeoutMs ?? 5000, `reading metadata of ${name}`, name);
+    const found = await withDeadline(this.readFile(name), this.options.lookupTimeoutMs ?? 5000, `reading ${join(this.dir, name)} (is the storage answering?)`, name);
     if (found === undefined) this.index.delete(name);
     else this.index.set(name, found);
     return found;

@@ -40,6 +40,11 @@ export class MountMonitor {
     return this.last;
   }
 
+  /** Forgets a cached "live": an operation just saw the storage fail. */
+  invalidate(): void {
+    if (this.last?.state === "live") this.last = undefined;
+  }
+
   async check(): Promise<MountHealth> {
     const now = Date.now();
     if (this.last && this.last.state === "live" && now - this.last.checkedAt < this.cacheMs) return this.last;

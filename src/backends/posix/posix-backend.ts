@@ -8,6 +8,9 @@ import { syncDirectory } from "../../system/atomic-file.ts";
 import { MetadataStore, requireRealDirectory } from "../metadata-store.ts";
 import { type Ownership, parseOwnership, POSIX_OPTION_NAMES } from "./options.ts";
 
+/** A metadata read on the request path waits at most this long before the index answers. */
+const READ_TIMEOUT_MS = 1000;
+
 /** Our bookkeeping lives in this dotted directory beside the volumes. */
 export const CONTROL_DIR = ".docker-quobyte-plugin";
 
@@ -60,7 +63,12 @@ export class PosixBackend implements Backend {
   private setRoot(root: string): void {
     this.root = root;
     // Every host sharing the root writes here: look up unknown names on disk too.
-    this.meta = new MetadataStore(join(root, CONTROL_DIR, "volumes"), { mode: 0o644, shared: true, refreshMs: this.indexRefreshMs });
+    this.meta = new MetadataStore(join(root, CONTROL_DIR, "volumes"), {
+      mode: 0o644,
+      shared: true,
+      refreshMs: this.indexRefreshMs,
+      lookupTimeoutMs: READ_TIMEOUT_MS,
+    });
     this.trashDir = join(root, CONTROL_DIR, "trash");
   }
 
@@ -105,6 +113,20 @@ export class PosixBackend implements Backend {
   async create(name: string, options: VolumeOptions): Promise<void> {
     const ownership = await parseOwnership(options, name);
     await this.requireLive(name);
+    await this.watchStorage(this.createChecked(name, options, ownership));
+  }
+
+  /** Lets the next health check probe again when an operation saw the storage fail. */
+  private async watchStorage<T>(work: Promise<T>): Promise<T> {
+    try {
+      return await work;
+    } catch (error) {
+      if (storageUnavailable(error)) this.monitor?.invalidate();
+      throw error;
+    }
+  }
+
+  private async createChecked(name: string, options: VolumeOptions, ownership: Ownership): Promise<void> {
     const existing = await this.meta.read(name);
     if (existing?.state === "ready") return;
     if (existing?.state === "removing") await this.finishRemove(name);
@@ -161,15 +183,21 @@ export class PosixBackend implements Backend {
 
   async inspect(name: string): Promise<VolumeRecord | undefined> {
     let meta: PosixVolumeMeta | undefined;
-    let stale = false;
-    try {
-      meta = await this.meta.read(name);
-    } catch (error) {
-      // Storage that does not answer must not make Get fail: the engine would forget
-      // the volume. Answer from the index and say so.
-      if (!(error instanceof PluginError && error.code === "TIMEOUT")) throw error;
+    // Storage that does not answer must not make Get fail or wait: the engine would
+    // forget the volume. Known-bad storage is not touched at all; storage that stops
+    // answering now is given a short deadline. Either way the index answers, and says so.
+    let stale = this.monitor?.lastHealth !== undefined && this.monitor.lastHealth.state !== "live";
+    if (stale) {
       meta = this.meta.cached(name);
-      stale = true;
+    } else {
+      try {
+        meta = await this.meta.read(name);
+      } catch (error) {
+        if (!storageUnavailable(error)) throw error;
+        this.monitor?.invalidate();
+        meta = this.meta.cached(name);
+        stale = true;
+      }
     }
     if (!meta) return undefined;
     const status: Record<string, unknown> = { backend: this.kind, options: meta.options };
@@ -184,6 +212,10 @@ export class PosixBackend implements Backend {
 
   async prepareMount(name: string): Promise<string> {
     await this.requireLive(name);
+    return this.watchStorage(this.prepareMountChecked(name));
+  }
+
+  private async prepareMountChecked(name: string): Promise<string> {
     const meta = await this.meta.read(name);
     if (meta?.state === "removing") {
       throw new PluginError("BACKEND_FAILED", `volume ${JSON.stringify(name)} is being removed`, { volume: name });
@@ -240,6 +272,15 @@ async function applyOwnership(dir: string, ownership: Ownership): Promise<void> 
   } finally {
     await handle.close();
   }
+}
+
+/** Errors that say the storage is away (hung, disconnected), not that the data is bad. */
+const UNAVAILABLE = new Set(["ENOTCONN", "EIO", "ESTALE", "ETIMEDOUT", "EHOSTDOWN", "EHOSTUNREACH", "ENODEV", "ENXIO"]);
+
+function storageUnavailable(error: unknown): boolean {
+  if (error instanceof PluginError && error.code === "TIMEOUT") return true;
+  const code = errnoCode(error instanceof PluginError ? error.cause : error);
+  return code !== undefined && UNAVAILABLE.has(code);
 }
 
 function ignoreExists(error: unknown): void {
