@@ -180,4 +180,16 @@ describe("with a real Docker engine", () => {
     const read = await docker("run", "--rm", "--network", "none", "-v", "shared:/data", image(), "cat", "/data/greeting");
     expect(read).toBe("hello");
   });
+
+  test("dockerd restarted while the plugin is down: volumes come back once the plugin starts", async () => {
+    if (plugin) await stopPlugin(plugin);
+    plugin = undefined;
+    // The engine waits ~15 s per volume of a missing plugin at start; keep just one.
+    const ours = (await docker("volume", "ls", "-q", "--filter", "driver=quobyte")).split("\n").filter((name) => name && name !== "shared");
+    expect(ours).toEqual([]);
+    await engine.restart();
+    await startOurPlugin();
+    expect((await docker("volume", "ls", "--format", "{{.Driver}} {{.Name}}")).split("\n")).toContain("quobyte shared");
+    expect(await docker("run", "--rm", "--network", "none", "-v", "shared:/data", image(), "cat", "/data/greeting")).toBe("hello");
+  }, 180_000);
 });
