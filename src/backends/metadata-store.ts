@@ -2,7 +2,7 @@ import { lstat, mkdir, readdir, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { withDeadline } from "../core/deadline.ts";
 import { errnoCode, PluginError } from "../core/errors.ts";
-import { readFileNoFollow, syncDirectory, writeFileAtomic } from "../system/atomic-file.ts";
+import { readFileNoFollow, removeStaleTempFiles, syncDirectory, writeFileAtomic } from "../system/atomic-file.ts";
 
 export interface MetadataStoreOptions {
   /** File mode of metadata files. */
@@ -15,6 +15,11 @@ export interface MetadataStoreOptions {
   refreshMs?: number;
   /** Deadline of a disk lookup made on behalf of a request (ms). */
   lookupTimeoutMs?: number;
+  /**
+   * Directories from the trusted root down to `dir`, checked before every write: one
+   * swapped for a symlink while serving would send our writes outside the root.
+   */
+  guardDirs?: string[];
 }
 
 /** Files read at once while loading the index: enough to hide latency, few enough for NFS. */
@@ -45,7 +50,8 @@ export class MetadataStore<T> {
   /** Creates the directory, refuses one that is a symlink, loads the index. */
   async init(): Promise<void> {
     await mkdir(this.dir, { recursive: true, mode: 0o755 });
-    await requireRealDirectory(this.dir);
+    await this.verifyDirectories();
+    await removeStaleTempFiles(this.dir);
     await this.reload();
   }
 
@@ -66,7 +72,12 @@ export class MetadataStore<T> {
     return this.index.get(name);
   }
 
+  private async verifyDirectories(): Promise<void> {
+    for (const dir of this.options.guardDirs ?? [this.dir]) await requireRealDirectory(dir);
+  }
+
   async write(name: string, value: T): Promise<void> {
+    await this.verifyDirectories();
     try {
       await writeFileAtomic(join(this.dir, name), `${JSON.stringify(value)}\n`, this.options.mode);
     } catch (error) {
@@ -77,6 +88,7 @@ export class MetadataStore<T> {
   }
 
   async delete(name: string): Promise<void> {
+    await this.verifyDirectories();
     try {
       await unlink(join(this.dir, name));
       await syncDirectory(this.dir);
@@ -89,10 +101,10 @@ export class MetadataStore<T> {
     this.index.delete(name);
   }
 
-  /** Names of all stored volumes, from the index; a shared directory is re-read in the background. */
-  names(): string[] {
+  /** All stored entries, from the index; a shared directory is re-read in the background. */
+  entries(): [string, T][] {
     if (this.options.shared && Date.now() - this.refreshedAt >= (this.options.refreshMs ?? 2000)) void this.refresh();
-    return [...this.index.keys()];
+    return [...this.index.entries()];
   }
 
   /** Re-reads the directory once at a time; failures keep the last good index. */

@@ -1,6 +1,13 @@
 import { constants } from "node:fs";
-import { open, rename, unlink } from "node:fs/promises";
+import { lstat, open, readdir, rename, unlink } from "node:fs/promises";
+import { hostname } from "node:os";
 import { dirname, join } from "node:path";
+
+/** Temporary files name their host and process, so leftovers can be told apart on a shared root. */
+const TMP_PREFIX = ".tmp-";
+const HOST = hostname().replace(/[^A-Za-z0-9.-]/g, "_");
+/** Another host's leftover older than this is abandoned, not in flight. */
+const ABANDONED_MS = 60 * 60 * 1000;
 
 /**
  * Replaces `path` with `data` so that readers (on this host or, on a shared filesystem,
@@ -11,7 +18,7 @@ import { dirname, join } from "node:path";
 export async function writeFileAtomic(path: string, data: string, mode: number): Promise<void> {
   const dir = dirname(path);
   // Temporary names start with a dot: directory listings skip dotted entries.
-  const tmp = join(dir, `.tmp-${process.pid}-${crypto.randomUUID()}`);
+  const tmp = join(dir, `${TMP_PREFIX}${HOST}-${process.pid}-${crypto.randomUUID()}`);
   const handle = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);
   try {
     await handle.writeFile(data);
@@ -55,5 +62,41 @@ export async function readFileNoFollow(path: string): Promise<string | undefined
     return await handle.readFile("utf8");
   } finally {
     await handle.close();
+  }
+}
+
+/**
+ * Deletes temporary files that interrupted writes (a crash between write and rename)
+ * left in `dir`: this host's from processes that are gone, and anyone's that are old.
+ * Another host's fresh temporary file may be a write in flight and stays.
+ */
+export async function removeStaleTempFiles(dir: string): Promise<number> {
+  let removed = 0;
+  for (const entry of await readdir(dir)) {
+    if (!entry.startsWith(TMP_PREFIX)) continue;
+    const match = new RegExp(`^${TMP_PREFIX.replace(".", "\\.")}(.+)-(\\d+)-[0-9a-f-]{36}$`).exec(entry);
+    const ours = match?.[1] === HOST && Number(match[2]) !== process.pid && !processAlive(Number(match[2]));
+    let old = false;
+    if (!ours) {
+      try {
+        old = Date.now() - (await lstat(join(dir, entry))).mtimeMs > ABANDONED_MS;
+      } catch {
+        continue;
+      }
+    }
+    if (ours || old) {
+      await unlink(join(dir, entry)).catch(() => {});
+      removed++;
+    }
+  }
+  return removed;
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as { code?: string }).code === "EPERM";
   }
 }

@@ -19,8 +19,12 @@ interface PosixVolumeMeta {
   version: 1;
   createdAt: string;
   options: Record<string, string>;
-  /** "removing" marks a Remove that was interrupted; the next Remove or Create ends it. */
-  state: "ready" | "removing";
+  /**
+   * "creating" is written before the directory, "removing" before it is moved away: an
+   * interrupted Create or Remove is then known and finished by the next Create or Remove.
+   * A "creating" volume is not a volume yet: Get and List do not show it.
+   */
+  state: "creating" | "ready" | "removing";
 }
 
 export interface PosixBackendOptions {
@@ -68,6 +72,7 @@ export class PosixBackend implements Backend {
       shared: true,
       refreshMs: this.indexRefreshMs,
       lookupTimeoutMs: READ_TIMEOUT_MS,
+      guardDirs: [join(root, CONTROL_DIR), join(root, CONTROL_DIR, "volumes")],
     });
     this.trashDir = join(root, CONTROL_DIR, "trash");
   }
@@ -130,23 +135,34 @@ export class PosixBackend implements Backend {
     const existing = await this.meta.read(name);
     if (existing?.state === "ready") return;
     if (existing?.state === "removing") await this.finishRemove(name);
+    const record: PosixVolumeMeta = { version: 1, createdAt: new Date().toISOString(), options: { ...options }, state: "creating" };
+    if (existing?.state !== "creating") await this.meta.write(name, record);
 
     const dir = this.pathOf(name);
     let made = true;
     try {
       await mkdir(dir, { mode: 0o755 });
     } catch (error) {
-      if (errnoCode(error) !== "EEXIST") throw backendError(`cannot create ${dir}`, error, name);
+      if (errnoCode(error) !== "EEXIST") {
+        await this.meta.delete(name).catch(() => {});
+        throw backendError(`cannot create ${dir}`, error, name);
+      }
       // A directory without metadata: a create interrupted before, or data the operator
       // placed there on purpose. Adopt it, but only if it is a real directory.
       made = false;
-      await this.requireVolumeDirectory(name);
+      try {
+        await this.requireVolumeDirectory(name);
+      } catch (refused) {
+        await this.meta.delete(name).catch(() => {});
+        throw refused;
+      }
     }
     try {
       await applyOwnership(dir, ownership);
-      await this.meta.write(name, { version: 1, createdAt: new Date().toISOString(), options: { ...options }, state: "ready" });
+      await this.meta.write(name, { ...record, state: "ready" });
     } catch (error) {
       if (made) await rmdir(dir).catch(() => {});
+      await this.meta.delete(name).catch(() => {});
       if (error instanceof PluginError) throw error;
       throw backendError(`cannot set owner or mode of ${dir}`, error, name);
     }
@@ -161,6 +177,9 @@ export class PosixBackend implements Backend {
 
   /** Moves the data into the trash, forgets the volume, then deletes the data. */
   private async finishRemove(name: string): Promise<void> {
+    // The trash must still be ours: a symlink swapped in would carry the data out of the root.
+    await requireRealDirectory(join(this.root, CONTROL_DIR));
+    await requireRealDirectory(this.trashDir);
     const trashed = join(this.trashDir, crypto.randomUUID());
     let moved = true;
     try {
@@ -199,7 +218,7 @@ export class PosixBackend implements Backend {
         stale = true;
       }
     }
-    if (!meta) return undefined;
+    if (!meta || meta.state === "creating") return undefined;
     const status: Record<string, unknown> = { backend: this.kind, options: meta.options };
     if (stale) status.storage = "not responding; showing the last known state";
     if (meta.state !== "ready") status.state = meta.state;
@@ -207,7 +226,9 @@ export class PosixBackend implements Backend {
   }
 
   async list(): Promise<VolumeSummary[]> {
-    return this.meta.names().map((name) => ({ name, mountpoint: this.pathOf(name) }));
+    const out: VolumeSummary[] = [];
+    for (const [name, meta] of this.meta.entries()) if (meta.state !== "creating") out.push({ name, mountpoint: this.pathOf(name) });
+    return out;
   }
 
   async prepareMount(name: string): Promise<string> {

@@ -245,7 +245,7 @@ export class QuobyteBackend implements Backend {
   }
 
   async list(): Promise<VolumeSummary[]> {
-    const names = new Set(this.meta.names());
+    const names = new Set(this.meta.entries().map(([name]) => name));
     if (this.options.listAll) {
       await this.freshUsage();
       for (const volume of this.usage.values()) names.add(volume.name);
