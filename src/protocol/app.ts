@@ -74,11 +74,11 @@ export function createApp(driver: Driver, log: Logger): Hono {
         const payload = await call(driver, body);
         const ms = elapsed(started);
         metrics.observe(method, ms / 1000);
-        log.debug("request", { id, endpoint: method, volume, ms });
+        log.debug("request", { id, endpoint: method, volume, ms, outcome: "ok" });
         return reply(payload);
       } catch (thrown) {
         const { status, body, error } = errorReply(thrown);
-        const fields = { id, endpoint: method, volume: error.volume ?? volume, code: error.code, ms: elapsed(started) };
+        const fields = { id, endpoint: method, volume: error.volume ?? volume, code: error.code, ms: elapsed(started), outcome: "error" };
         metrics.observe(method, fields.ms / 1000, error.code);
         if (error.code === "INTERNAL") log.error("request failed", { ...fields, error: String(thrown) });
         else log.warn(`request failed: ${error.message}`, fields);
