@@ -6,6 +6,11 @@ import { dirname, join } from "node:path";
 /** Temporary files name their host and process, so leftovers can be told apart on a shared root. */
 const TMP_PREFIX = ".tmp-";
 const HOST = hostname().replace(/[^A-Za-z0-9.-]/g, "_");
+
+/** This host's name as written into files other hosts may see. */
+export function hostIdentity(): string {
+  return HOST;
+}
 /** Another host's leftover older than this is abandoned, not in flight. */
 const ABANDONED_MS = 60 * 60 * 1000;
 
@@ -92,7 +97,8 @@ export async function removeStaleTempFiles(dir: string): Promise<number> {
   return removed;
 }
 
-function processAlive(pid: number): boolean {
+/** Whether a process of this host with that pid exists (EPERM: it exists, not ours to signal). */
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -4,9 +4,12 @@ import { join, resolve } from "node:path";
 import { errnoCode, PluginError } from "../../core/errors.ts";
 import type { Backend, Scope, StorageHealth, VolumeOptions, VolumeRecord, VolumeSummary } from "../../core/types.ts";
 import type { MountMonitor } from "../../system/mount-health.ts";
-import { syncDirectory } from "../../system/atomic-file.ts";
+import { hostIdentity, processAlive, syncDirectory } from "../../system/atomic-file.ts";
 import { MetadataStore, requireRealDirectory } from "../metadata-store.ts";
 import { type Ownership, parseOwnership, POSIX_OPTION_NAMES } from "./options.ts";
+
+/** Another host's "creating" record older than this is a crash, not a Create in flight. */
+const ABANDONED_CREATE_MS = 60 * 60 * 1000;
 
 /** A metadata read on the request path waits at most this long before the index answers. */
 const READ_TIMEOUT_MS = 1000;
@@ -25,6 +28,8 @@ interface PosixVolumeMeta {
    * A "creating" volume is not a volume yet: Get and List do not show it.
    */
   state: "creating" | "ready" | "removing";
+  /** Who is creating it, so that a crashed creator's leftover can be told from one in flight. */
+  creator?: { host: string; pid: number };
 }
 
 export interface PosixBackendOptions {
@@ -91,6 +96,7 @@ export class PosixBackend implements Backend {
       await mkdir(join(this.root, CONTROL_DIR), { mode: 0o755 }).catch(ignoreExists);
       await requireRealDirectory(join(this.root, CONTROL_DIR));
       await this.meta.init();
+      await this.rollBackInterruptedCreates();
       await mkdir(this.trashDir, { mode: 0o700 }).catch(ignoreExists);
       await requireRealDirectory(this.trashDir);
       // Leftovers of interrupted removals are deleted in the background: a large one
@@ -101,6 +107,24 @@ export class PosixBackend implements Backend {
       throw new PluginError("BACKEND_FAILED", `cannot use ${this.root} as the volume root: ${describe(error)}`, {
         cause: error,
       });
+    }
+  }
+
+  /**
+   * A Create that crashed after writing its "creating" record left that record and maybe
+   * an empty directory: both go. A non-empty directory was adopted data and stays. Only
+   * this host's dead processes' records are touched (and anyone's abandoned for an hour):
+   * another host may be creating right now.
+   */
+  private async rollBackInterruptedCreates(): Promise<void> {
+    for (const [name, meta] of this.meta.entries()) {
+      if (meta.state !== "creating") continue;
+      const creator = meta.creator;
+      const crashedHere = creator?.host === hostIdentity() && (creator.pid === process.pid || !processAlive(creator.pid));
+      const abandoned = Date.now() - Date.parse(meta.createdAt) > ABANDONED_CREATE_MS;
+      if (!crashedHere && !abandoned) continue;
+      await rmdir(this.pathOf(name)).catch(() => {});
+      await this.meta.delete(name);
     }
   }
 
@@ -135,7 +159,13 @@ export class PosixBackend implements Backend {
     const existing = await this.meta.read(name);
     if (existing?.state === "ready") return;
     if (existing?.state === "removing") await this.finishRemove(name);
-    const record: PosixVolumeMeta = { version: 1, createdAt: new Date().toISOString(), options: { ...options }, state: "creating" };
+    const record: PosixVolumeMeta = {
+      version: 1,
+      createdAt: new Date().toISOString(),
+      options: { ...options },
+      state: "creating",
+      creator: { host: hostIdentity(), pid: process.pid },
+    };
     if (existing?.state !== "creating") await this.meta.write(name, record);
 
     const dir = this.pathOf(name);
@@ -159,7 +189,8 @@ export class PosixBackend implements Backend {
     }
     try {
       await applyOwnership(dir, ownership);
-      await this.meta.write(name, { ...record, state: "ready" });
+      const { creator: _, ...ready } = record;
+      await this.meta.write(name, { ...ready, state: "ready" });
     } catch (error) {
       if (made) await rmdir(dir).catch(() => {});
       await this.meta.delete(name).catch(() => {});
