@@ -1,4 +1,4 @@
-import { lstat, mkdir, readdir, unlink } from "node:fs/promises";
+import { lstat, mkdir, readdir, stat, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { withDeadline } from "../core/deadline.ts";
 import { errnoCode, PluginError } from "../core/errors.ts";
@@ -38,6 +38,8 @@ const LOAD_CONCURRENCY = 32;
 export class MetadataStore<T> {
   private index = new Map<string, T>();
   private refreshedAt = 0;
+  /** The directory's times when the index was last read from it. */
+  private dirStamp = { mtimeMs: -1, ctimeMs: -1 };
   private refreshing: Promise<void> | undefined;
   /** Names changed by this process while a reload runs: the reload must not undo them. */
   private touched: Set<string> | undefined;
@@ -109,7 +111,7 @@ export class MetadataStore<T> {
 
   /** Re-reads the directory once at a time; failures keep the last good index. */
   refresh(): Promise<void> {
-    this.refreshing ??= this.reload()
+    this.refreshing ??= this.reloadIfChanged()
       .catch(() => {})
       .finally(() => {
         this.refreshing = undefined;
@@ -117,7 +119,21 @@ export class MetadataStore<T> {
     return this.refreshing;
   }
 
+  /**
+   * Every write here is a rename or unlink, which changes the directory's mtime: an
+   * unchanged directory needs no re-read (50,000 file reads at 50k volumes).
+   */
+  private async reloadIfChanged(): Promise<void> {
+    const { mtimeMs, ctimeMs } = await stat(this.dir);
+    if (mtimeMs === this.dirStamp.mtimeMs && ctimeMs === this.dirStamp.ctimeMs) {
+      this.refreshedAt = Date.now();
+      return;
+    }
+    await this.reload();
+  }
+
   private async reload(): Promise<void> {
+    const { mtimeMs, ctimeMs } = await stat(this.dir);
     this.touched = new Set();
     let entries: string[];
     try {
@@ -143,6 +159,7 @@ export class MetadataStore<T> {
     this.touched = undefined;
     this.index = fresh;
     this.refreshedAt = Date.now();
+    this.dirStamp = { mtimeMs, ctimeMs };
   }
 
   private async readFile(name: string): Promise<T | undefined> {

@@ -1,5 +1,5 @@
 import { constants } from "node:fs";
-import { lstat, open, readdir, rename, unlink } from "node:fs/promises";
+import { lstat, open, readdir, readFile, rename, unlink } from "node:fs/promises";
 import { hostname } from "node:os";
 import { dirname, join } from "node:path";
 
@@ -56,17 +56,12 @@ export async function syncDirectory(dir: string): Promise<void> {
 
 /** Reads a file without following a symlink planted in its place; undefined if absent. */
 export async function readFileNoFollow(path: string): Promise<string | undefined> {
-  let handle;
   try {
-    handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+    // One call (not open + read + close): a single trip to the thread pool on the Get path.
+    return await readFile(path, { encoding: "utf8", flag: constants.O_RDONLY | constants.O_NOFOLLOW });
   } catch (error) {
     if ((error as { code?: string }).code === "ENOENT") return undefined;
     throw error;
-  }
-  try {
-    return await handle.readFile("utf8");
-  } finally {
-    await handle.close();
   }
 }
 

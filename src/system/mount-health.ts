@@ -45,9 +45,10 @@ export class MountMonitor {
     if (this.last?.state === "live") this.last = undefined;
   }
 
-  async check(): Promise<MountHealth> {
+  /** `fresh` skips the cached answer: for rare operations that write (Create). */
+  async check(options: { fresh?: boolean } = {}): Promise<MountHealth> {
     const now = Date.now();
-    if (this.last && this.last.state === "live" && now - this.last.checkedAt < this.cacheMs) return this.last;
+    if (!options.fresh && this.last && this.last.state === "live" && now - this.last.checkedAt < this.cacheMs) return this.last;
     if (this.inFlight && now - this.inFlightSince >= this.probeTimeoutMs) return this.hung(now);
     if (!this.inFlight) {
       this.inFlightSince = now;

@@ -71,10 +71,11 @@ export class PosixBackend implements Backend {
 
   private setRoot(root: string): void {
     this.root = root;
-    // Every host sharing the root writes here: look up unknown names on disk too.
+    // With --scope global every host sharing the root writes here: read through to disk.
+    // A local root has one writer, this process, and its index is the truth.
     this.meta = new MetadataStore(join(root, CONTROL_DIR, "volumes"), {
       mode: 0o644,
-      shared: true,
+      shared: this.scope === "global",
       refreshMs: this.indexRefreshMs,
       lookupTimeoutMs: READ_TIMEOUT_MS,
       guardDirs: [join(root, CONTROL_DIR), join(root, CONTROL_DIR, "volumes")],
@@ -141,7 +142,7 @@ export class PosixBackend implements Backend {
 
   async create(name: string, options: VolumeOptions): Promise<void> {
     const ownership = await parseOwnership(options, name);
-    await this.requireLive(name);
+    await this.requireLive(name, { fresh: true });
     await this.watchStorage(this.createChecked(name, options, ownership));
   }
 
@@ -268,7 +269,8 @@ export class PosixBackend implements Backend {
   }
 
   private async prepareMountChecked(name: string): Promise<string> {
-    const meta = await this.meta.read(name);
+    // The driver's inspect just read it, under the same lock.
+    const meta = this.meta.cached(name);
     if (meta?.state === "removing") {
       throw new PluginError("BACKEND_FAILED", `volume ${JSON.stringify(name)} is being removed`, { volume: name });
     }
@@ -300,9 +302,9 @@ export class PosixBackend implements Backend {
     return this.monitor ? this.monitor.check() : { state: "live", detail: `${this.root} (not probed)` };
   }
 
-  private async requireLive(volume: string): Promise<void> {
+  private async requireLive(volume: string, options: { fresh?: boolean } = {}): Promise<void> {
     if (!this.monitor) return;
-    const health = await this.monitor.check();
+    const health = await this.monitor.check(options);
     if (health.state !== "live") throw new PluginError("BACKEND_FAILED", health.detail, { volume });
   }
 

@@ -103,7 +103,7 @@ export class QuobyteBackend implements Backend {
   async create(name: string, options: VolumeOptions): Promise<void> {
     const spec = parseQuobyteOptions(options, name);
     if (await this.meta.read(name)) return;
-    await this.requireLiveMount(name);
+    await this.requireLiveMount(name, { fresh: true });
     const tenant = await this.tenant(spec.tenant ?? this.options.tenant, name);
     const api = this.options.api;
 
@@ -277,8 +277,8 @@ export class QuobyteBackend implements Backend {
   }
 
   /** Never hand out a path on an unmounted mount point: data would land on the root disk. */
-  private async requireLiveMount(volume: string): Promise<void> {
-    const health = await this.options.monitor.check();
+  private async requireLiveMount(volume: string, options: { fresh?: boolean } = {}): Promise<void> {
+    const health = await this.options.monitor.check(options);
     if (health.state !== "live") throw new PluginError("BACKEND_FAILED", health.detail, { volume });
   }
 

@@ -26,6 +26,21 @@ runBackendContract({
   validOptions: { user: "nobody", group: "nogroup", mode: "0700" },
 });
 
+runBackendContract({
+  name: "posix --scope global (metadata read through to the shared root)",
+  make: async () => {
+    const dir = await makeTempDir("dqp-posix-shared-");
+    const root = join(dir, "root");
+    return {
+      backend: new PosixBackend({ root, indexRefreshMs: 50, scope: "global" }),
+      root,
+      reopen: async () => new PosixBackend({ root, scope: "global" }),
+      cleanup: () => removeTempDir(dir),
+    };
+  },
+  validOptions: { user: "nobody", group: "nogroup", mode: "0700" },
+});
+
 /** A posix backend over `<tmp>/root`, with a driver over a real MountRefs, and an outside dir. */
 interface PosixHarness {
   dir: string;
@@ -44,7 +59,8 @@ async function makeHarness(): Promise<PosixHarness> {
   const root = join(dir, "root");
   const outside = join(dir, "outside");
   await mkdir(outside);
-  const backend = new PosixBackend({ root, indexRefreshMs: 50 });
+  // Tests here write the root behind the backend's back, as another host would: a shared root.
+  const backend = new PosixBackend({ root, indexRefreshMs: 50, scope: "global" });
   await backend.init();
   const refs = MountRefs.open({ stateDir: join(dir, "state"), bootId: "posix-boot" });
   const driver = new Driver(backend, refs, { timeoutMs: 30_000 });
@@ -57,7 +73,7 @@ async function makeHarness(): Promise<PosixHarness> {
     driver,
     metaFile: (name) => join(root, CONTROL, "volumes", name),
     async another() {
-      const b = new PosixBackend({ root });
+      const b = new PosixBackend({ root, scope: "global" });
       extra.push(b);
       await b.init();
       return b;
