@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 need=()
 [ -x /usr/sbin/dockerd ] || need+=(docker.io)
 command -v bindfs >/dev/null || need+=(bindfs fuse3)
+command -v strace >/dev/null || need+=(strace)
+command -v openssl >/dev/null || need+=(openssl)
+command -v systemd-socket-activate >/dev/null || need+=(systemd)
 [ -x /bin/busybox ] && dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'ok installed' || need+=(busybox-static)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

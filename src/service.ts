@@ -1,3 +1,4 @@
+import { join } from "node:path";
 import { createBackend } from "./backends/index.ts";
 import type { ServeConfig } from "./config.ts";
 import { Driver } from "./core/driver.ts";
@@ -5,6 +6,7 @@ import { MountRefs } from "./core/mount-refs.ts";
 import type { Logger } from "./logging.ts";
 import { createApp } from "./protocol/app.ts";
 import { MAX_BODY_BYTES } from "./protocol/body.ts";
+import { bridgeInheritedSocket, inheritedListenFd } from "./protocol/activation.ts";
 import { ListenError, listenTcp } from "./protocol/tcp-listener.ts";
 import { listenUnix } from "./protocol/unix-listener.ts";
 import { resolveAccountId } from "./system/accounts.ts";
@@ -44,10 +46,26 @@ export async function startService(config: ServeConfig, log: Logger): Promise<Ru
   let listener: { stop(): Promise<void> };
   let address: string;
   try {
+    const inherited = inheritedListenFd(process.env);
     if (config.listen) {
       const tcp = listenTcp({ ...common, ...config.listen });
       listener = tcp;
       address = tcp.url;
+    } else if (inherited !== undefined) {
+      // Socket activation: systemd owns the public socket; serve on a private one behind it.
+      const privatePath = join(config.stateDir, "activated.sock");
+      const inner = await listenUnix({ ...common, path: privatePath, gid: 0 });
+      const bridge = await bridgeInheritedSocket(inherited, privatePath).catch(async (error: unknown) => {
+        await inner.stop();
+        throw error;
+      });
+      listener = {
+        async stop() {
+          await bridge.stop();
+          await inner.stop();
+        },
+      };
+      address = `the socket inherited from systemd (fd ${inherited})`;
     } else {
       listener = await listenUnix({ ...common, path: config.socketPath, gid });
       address = config.socketPath;

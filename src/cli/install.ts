@@ -4,7 +4,7 @@ import { dirname, isAbsolute, join } from "node:path";
 import { DEFAULTS, UsageError } from "../config.ts";
 import { loadEnvironment } from "../env-file.ts";
 import { writeFileAtomic } from "../system/atomic-file.ts";
-import { renderServiceUnit, SERVICE_NAME } from "../system/systemd-units.ts";
+import { renderServiceUnit, renderSocketUnit, SERVICE_NAME, SOCKET_NAME } from "../system/systemd-units.ts";
 import { assertKnownArgs } from "./args.ts";
 
 const BINARY_PATH = "/usr/local/bin/docker-quobyte-plugin";
@@ -38,10 +38,17 @@ export default defineCommand({
     if (backend !== "posix" && backend !== "quobyte") throw new UsageError(`--backend ${backend} is not one of: posix, quobyte`);
 
     const unit = renderServiceUnit({ binary: BINARY_PATH, backend, envFile });
+    const socketUnit = renderSocketUnit({
+      socketPath: `${DEFAULTS.socketDir}/${DEFAULTS.name}.sock`,
+      group: env.SOCKET_GROUP || "root",
+    });
     const binaryTarget = join(prefix, BINARY_PATH);
     const unitTarget = join(prefix, UNIT_DIR, SERVICE_NAME);
+    const socketTarget = join(prefix, UNIT_DIR, SOCKET_NAME);
     if (parsed["dry-run"]) {
-      process.stdout.write(`would copy ${process.execPath} to ${binaryTarget} (0755)\nwould write ${unitTarget}:\n${unit}`);
+      process.stdout.write(
+        `would copy ${process.execPath} to ${binaryTarget} (0755)\nwould write ${unitTarget}:\n${unit}\nwould write ${socketTarget}:\n${socketUnit}`,
+      );
       return;
     }
     await mkdir(dirname(binaryTarget), { recursive: true, mode: 0o755 });
@@ -52,8 +59,9 @@ export default defineCommand({
     await rename(staging, binaryTarget);
     await mkdir(dirname(unitTarget), { recursive: true, mode: 0o755 });
     await writeFileAtomic(unitTarget, unit, 0o644);
+    await writeFileAtomic(socketTarget, socketUnit, 0o644);
     process.stdout.write(
-      `installed ${binaryTarget}\nwrote ${unitTarget}\nnext: systemctl daemon-reload && systemctl enable --now ${SERVICE_NAME}\n`,
+      `installed ${binaryTarget}\nwrote ${unitTarget}\nwrote ${socketTarget}\nnext: systemctl daemon-reload && systemctl enable --now ${SOCKET_NAME} ${SERVICE_NAME}\n`,
     );
   },
 });

@@ -9,6 +9,7 @@ export interface UnitOptions {
 }
 
 export const SERVICE_NAME = "docker-quobyte-plugin.service";
+export const SOCKET_NAME = "docker-quobyte-plugin.socket";
 
 /**
  * Ordered before docker.service so the engine finds the socket at start (it would
@@ -23,6 +24,9 @@ export function renderServiceUnit(options: UnitOptions): string {
     "Before=docker.service",
     "After=network-online.target",
     "Wants=network-online.target",
+    // systemd listens on the plugin socket from early boot; Docker never finds it missing.
+    `Requires=${SOCKET_NAME}`,
+    `After=${SOCKET_NAME}`,
     "",
     "[Service]",
     "Type=simple",
@@ -41,4 +45,23 @@ export function renderServiceUnit(options: UnitOptions): string {
     "",
   );
   return lines.join("\n");
+}
+
+/** The socket systemd listens on for the service (socket activation). */
+export function renderSocketUnit(options: { socketPath: string; group: string }): string {
+  return [
+    "[Unit]",
+    "Description=Socket of the Docker volume plugin for Quobyte-style shared storage",
+    "Before=docker.service",
+    "",
+    "[Socket]",
+    `ListenStream=${options.socketPath}`,
+    "SocketMode=0660",
+    `SocketGroup=${options.group}`,
+    "DirectoryMode=0755",
+    "",
+    "[Install]",
+    "WantedBy=sockets.target",
+    "",
+  ].join("\n");
 }

@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { existsSync, statSync } from "node:fs";
 import { EngineClient } from "../support/engine-client.ts";
 import { makeTempDir, removeTempDir } from "../support/tmp.ts";
-import { type PluginProcess, runBinary, startPlugin, stopPlugin } from "./plugin-process.ts";
+import { BINARY, type PluginProcess, runBinary, startPlugin, stopPlugin } from "./plugin-process.ts";
 
 let dir: string;
 let plugin: PluginProcess | undefined;
@@ -150,7 +150,15 @@ describe("the compiled binary", () => {
     const result = await runBinary(["install", "--prefix", prefix, "--backend", "quobyte"]);
     expect(result.code).toBe(0);
     const files = (await Array.fromAsync(new Bun.Glob("**").scan({ cwd: prefix, dot: true }))).sort();
-    expect(files).toEqual(["etc/systemd/system/docker-quobyte-plugin.service", "usr/local/bin/docker-quobyte-plugin"]);
+    expect(files).toEqual([
+      "etc/systemd/system/docker-quobyte-plugin.service",
+      "etc/systemd/system/docker-quobyte-plugin.socket",
+      "usr/local/bin/docker-quobyte-plugin",
+    ]);
+    const socketUnit = await Bun.file(`${prefix}/etc/systemd/system/docker-quobyte-plugin.socket`).text();
+    for (const line of ["ListenStream=/run/docker/plugins/quobyte.sock", "SocketMode=0660", "Before=docker.service", "WantedBy=sockets.target"]) {
+      expect(socketUnit.split("\n")).toContain(line);
+    }
     expect(statSync(`${prefix}/usr/local/bin/docker-quobyte-plugin`).mode & 0o777).toBe(0o755);
     const unit = await Bun.file(`${prefix}/etc/systemd/system/docker-quobyte-plugin.service`).text();
     for (const line of [
@@ -171,5 +179,33 @@ describe("the compiled binary", () => {
 
     const posix = await runBinary(["install", "--prefix", `${dir}/stage2`, "--backend", "posix", "--dry-run"]);
     expect(posix.stdout).not.toContain("ExecStartPre");
+  });
+
+  test("socket activation: serve takes the listening socket from systemd-socket-activate", async () => {
+    const socket = `${dir}/activated-public.sock`;
+    const activator = Bun.spawn(
+      ["systemd-socket-activate", "-l", socket, BINARY, "serve", "--path", `${dir}/volumes`, "--state-dir", `${dir}/state`, "--log-level", "debug"],
+      { stdout: "ignore", stderr: "pipe" },
+    );
+    try {
+      const deadline = Date.now() + 10_000;
+      while (!existsSync(socket) && Date.now() < deadline) await Bun.sleep(20);
+      // The first connection starts the plugin, which must answer it.
+      const engine = new EngineClient(socket);
+      try {
+        expect((await engine.call("Plugin.Activate")).json).toEqual({ Implements: ["VolumeDriver"] });
+        expect((await engine.call("VolumeDriver.Create", { Name: "activated" })).json).toEqual({});
+        expect((await engine.call("VolumeDriver.Mount", { Name: "activated", ID: "a".repeat(64) })).json).toEqual({
+          Mountpoint: `${dir}/volumes/activated`,
+        });
+      } finally {
+        engine.close();
+      }
+      expect(statSync(`${dir}/volumes/activated`).isDirectory()).toBe(true);
+    } finally {
+      activator.kill("SIGTERM");
+      await activator.exited;
+    }
+    expect(existsSync(`${dir}/state/activated.sock`)).toBe(false);
   });
 });

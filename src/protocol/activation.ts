@@ -1,0 +1,55 @@
+import { connect, createServer, type Server } from "node:net";
+
+/** systemd passes inherited sockets from this descriptor on (sd_listen_fds(3)). */
+const SD_LISTEN_FDS_START = 3;
+
+/**
+ * The listening socket systemd handed us (socket activation), or undefined. Only when
+ * LISTEN_PID names this process: the variables may be left over from a parent.
+ */
+export function inheritedListenFd(env: Record<string, string | undefined>, pid = process.pid): number | undefined {
+  if (env.LISTEN_PID !== String(pid)) return undefined;
+  const count = Number(env.LISTEN_FDS);
+  return count >= 1 ? SD_LISTEN_FDS_START : undefined;
+}
+
+export interface Bridge {
+  stop(): Promise<void>;
+}
+
+/**
+ * Accepts on the inherited socket and splices each connection to `target`, where the
+ * plugin's HTTP server listens. Bun.serve cannot adopt an inherited descriptor, node:net
+ * can; the splice keeps one HTTP implementation for every way of being reached.
+ */
+export function bridgeInheritedSocket(fd: number, target: string): Promise<Bridge> {
+  const connections = new Set<{ destroy(): void }>();
+  const server: Server = createServer((client) => {
+    const upstream = connect(target);
+    connections.add(client);
+    connections.add(upstream);
+    const close = () => {
+      client.destroy();
+      upstream.destroy();
+      connections.delete(client);
+      connections.delete(upstream);
+    };
+    client.on("error", close).on("close", close);
+    upstream.on("error", close).on("close", close);
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen({ fd }, () => {
+      server.off("error", reject);
+      resolve({
+        stop: () =>
+          new Promise<void>((done) => {
+            for (const connection of connections) connection.destroy();
+            server.close(() => done());
+          }),
+      });
+    });
+  });
+}
