@@ -1,16 +1,13 @@
-import { join } from "node:path";
 import { createBackend } from "./backends/index.ts";
 import type { ServeConfig } from "./config.ts";
 import { Driver } from "./core/driver.ts";
 import { MountRefs } from "./core/mount-refs.ts";
 import type { Logger } from "./logging.ts";
 import { createApp } from "./protocol/app.ts";
-import { MAX_BODY_BYTES } from "./protocol/body.ts";
-import { bridgeInheritedSocket, inheritedListenFd } from "./protocol/activation.ts";
-import { ListenError, listenTcp } from "./protocol/tcp-listener.ts";
-import { listenUnix } from "./protocol/unix-listener.ts";
+import { type Listener, openListener } from "./protocol/open-listener.ts";
+import { ListenError } from "./protocol/tcp-listener.ts";
 import { resolveAccountId } from "./system/accounts.ts";
-import { DEFAULTS, UsageError } from "./config.ts";
+import { UsageError } from "./config.ts";
 
 export interface RunningService {
   readonly driver: Driver;
@@ -36,40 +33,9 @@ export async function startService(config: ServeConfig, log: Logger): Promise<Ru
   });
   const driver = new Driver(backend, refs, { timeoutMs: config.timeoutMs, scope: config.scope });
   const app = createApp(driver, log.withTag("protocol"));
-  const common = {
-    fetch: app.fetch,
-    idleTimeoutSeconds: DEFAULTS.idleTimeoutSeconds,
-    // Far above our own limit: our handler refuses a declared size over it without
-    // reading the body, and counts chunked ones; Bun's own refusal carries no {"Err"}.
-    maxRequestBodySize: MAX_BODY_BYTES * 1024,
-  };
-  let listener: { stop(): Promise<void> };
-  let address: string;
+  let listener: Listener;
   try {
-    const inherited = inheritedListenFd(process.env);
-    if (config.listen) {
-      const tcp = listenTcp({ ...common, ...config.listen });
-      listener = tcp;
-      address = tcp.url;
-    } else if (inherited !== undefined) {
-      // Socket activation: systemd owns the public socket; serve on a private one behind it.
-      const privatePath = join(config.stateDir, "activated.sock");
-      const inner = await listenUnix({ ...common, path: privatePath, gid: 0 });
-      const bridge = await bridgeInheritedSocket(inherited, privatePath).catch(async (error: unknown) => {
-        await inner.stop();
-        throw error;
-      });
-      listener = {
-        async stop() {
-          await bridge.stop();
-          await inner.stop();
-        },
-      };
-      address = `the socket inherited from systemd (fd ${inherited})`;
-    } else {
-      listener = await listenUnix({ ...common, path: config.socketPath, gid });
-      address = config.socketPath;
-    }
+    listener = await openListener(config, app.fetch, gid);
   } catch (error) {
     refs.close();
     await backend.close();
@@ -80,7 +46,7 @@ export async function startService(config: ServeConfig, log: Logger): Promise<Ru
   let stopping: Promise<void> | undefined;
   return {
     driver,
-    address,
+    address: listener.address,
     stop() {
       stopping ??= (async () => {
         await listener.stop();

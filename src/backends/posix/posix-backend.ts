@@ -1,5 +1,4 @@
-import { constants } from "node:fs";
-import { lstat, mkdir, open, readdir, realpath, rename, rm, rmdir } from "node:fs/promises";
+import { mkdir, readdir, realpath, rename, rm, rmdir } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { errnoCode, PluginError } from "../../core/errors.ts";
 import type { Backend, Scope, StorageHealth, VolumeOptions, VolumeRecord, VolumeSummary } from "../../core/types.ts";
@@ -7,6 +6,7 @@ import type { MountMonitor } from "../../system/mount-health.ts";
 import { hostIdentity, processAlive, syncDirectory } from "../../system/atomic-file.ts";
 import { MetadataStore, requireRealDirectory } from "../metadata-store.ts";
 import { type Ownership, parseOwnership, POSIX_OPTION_NAMES } from "./options.ts";
+import { applyOwnership, backendError, describe, ignoreExists, requireVolumeDirectory, storageUnavailable } from "./volume-fs.ts";
 
 /** Another host's "creating" record older than this is a crash, not a Create in flight. */
 const ABANDONED_CREATE_MS = 60 * 60 * 1000;
@@ -278,24 +278,8 @@ export class PosixBackend implements Backend {
     return this.pathOf(name);
   }
 
-  private async requireVolumeDirectory(name: string): Promise<void> {
-    const dir = this.pathOf(name);
-    let info;
-    try {
-      info = await lstat(dir);
-    } catch (error) {
-      if (errnoCode(error) === "ENOENT") {
-        throw new PluginError("BACKEND_FAILED", `directory ${dir} of volume ${JSON.stringify(name)} is missing`, { volume: name });
-      }
-      throw backendError(`cannot check ${dir}`, error, name);
-    }
-    if (info.isSymbolicLink() || !info.isDirectory()) {
-      throw new PluginError(
-        "BACKEND_FAILED",
-        `${dir} is not a directory (symlinks are not followed); move it away or choose another volume name`,
-        { volume: name },
-      );
-    }
+  private requireVolumeDirectory(name: string): Promise<void> {
+    return requireVolumeDirectory(this.pathOf(name), name);
   }
 
   async health(): Promise<StorageHealth> {
@@ -311,40 +295,4 @@ export class PosixBackend implements Backend {
   async close(): Promise<void> {
     await this.trashSweep;
   }
-}
-
-/** chown/chmod through a descriptor opened without following symlinks. */
-async function applyOwnership(dir: string, ownership: Ownership): Promise<void> {
-  if (ownership.uid === undefined && ownership.gid === undefined && ownership.mode === undefined) return;
-  const handle = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
-  try {
-    if (ownership.uid !== undefined || ownership.gid !== undefined) {
-      await handle.chown(ownership.uid ?? -1, ownership.gid ?? -1);
-    }
-    // After chown: it clears setuid/setgid bits, which the mode may ask for.
-    if (ownership.mode !== undefined) await handle.chmod(ownership.mode);
-  } finally {
-    await handle.close();
-  }
-}
-
-/** Errors that say the storage is away (hung, disconnected), not that the data is bad. */
-const UNAVAILABLE = new Set(["ENOTCONN", "EIO", "ESTALE", "ETIMEDOUT", "EHOSTDOWN", "EHOSTUNREACH", "ENODEV", "ENXIO"]);
-
-function storageUnavailable(error: unknown): boolean {
-  if (error instanceof PluginError && error.code === "TIMEOUT") return true;
-  const code = errnoCode(error instanceof PluginError ? error.cause : error);
-  return code !== undefined && UNAVAILABLE.has(code);
-}
-
-function ignoreExists(error: unknown): void {
-  if (errnoCode(error) !== "EEXIST") throw error;
-}
-
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
-function backendError(message: string, cause: unknown, volume: string): PluginError {
-  return new PluginError("BACKEND_FAILED", `${message}: ${describe(cause)}`, { cause, volume });
 }

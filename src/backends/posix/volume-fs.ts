@@ -1,0 +1,62 @@
+import { constants } from "node:fs";
+import { lstat, open } from "node:fs/promises";
+import { errnoCode, PluginError } from "../../core/errors.ts";
+import type { Ownership } from "./options.ts";
+
+/** Filesystem steps of the posix backend that never follow a symlink out of the root. */
+
+/** Throws unless `dir` is a directory itself: a symlink planted there is refused, not followed. */
+export async function requireVolumeDirectory(dir: string, name: string): Promise<void> {
+  let info;
+  try {
+    info = await lstat(dir);
+  } catch (error) {
+    if (errnoCode(error) === "ENOENT") {
+      throw new PluginError("BACKEND_FAILED", `directory ${dir} of volume ${JSON.stringify(name)} is missing`, { volume: name });
+    }
+    throw backendError(`cannot check ${dir}`, error, name);
+  }
+  if (info.isSymbolicLink() || !info.isDirectory()) {
+    throw new PluginError(
+      "BACKEND_FAILED",
+      `${dir} is not a directory (symlinks are not followed); move it away or choose another volume name`,
+      { volume: name },
+    );
+  }
+}
+
+/** chown/chmod through a descriptor opened without following symlinks. */
+export async function applyOwnership(dir: string, ownership: Ownership): Promise<void> {
+  if (ownership.uid === undefined && ownership.gid === undefined && ownership.mode === undefined) return;
+  const handle = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+  try {
+    if (ownership.uid !== undefined || ownership.gid !== undefined) {
+      await handle.chown(ownership.uid ?? -1, ownership.gid ?? -1);
+    }
+    // After chown: it clears setuid/setgid bits, which the mode may ask for.
+    if (ownership.mode !== undefined) await handle.chmod(ownership.mode);
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Errors that say the storage is away (hung, disconnected), not that the data is bad. */
+const UNAVAILABLE = new Set(["ENOTCONN", "EIO", "ESTALE", "ETIMEDOUT", "EHOSTDOWN", "EHOSTUNREACH", "ENODEV", "ENXIO"]);
+
+export function storageUnavailable(error: unknown): boolean {
+  if (error instanceof PluginError && error.code === "TIMEOUT") return true;
+  const code = errnoCode(error instanceof PluginError ? error.cause : error);
+  return code !== undefined && UNAVAILABLE.has(code);
+}
+
+export function ignoreExists(error: unknown): void {
+  if (errnoCode(error) !== "EEXIST") throw error;
+}
+
+export function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+export function backendError(message: string, cause: unknown, volume: string): PluginError {
+  return new PluginError("BACKEND_FAILED", `${message}: ${describe(cause)}`, { cause, volume });
+}
