@@ -1,6 +1,7 @@
 import { type CommandDef, runCommand, showUsage } from "citty";
 import { rootCommand } from "./cli/index.ts";
 import { UsageError } from "./config.ts";
+import { messageOf } from "./core/errors.ts";
 
 /** The only place that reads argv and exits: 0 ok, 1 runtime failure, 2 bad usage. */
 async function main(rawArgs: string[]): Promise<number> {
@@ -28,7 +29,7 @@ async function main(rawArgs: string[]): Promise<number> {
       process.stderr.write(`error: ${error.message}\nrun \`docker-quobyte-plugin ${subName} --help\` for usage\n`);
       return 2;
     }
-    process.stderr.write(`error: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.stderr.write(`error: ${messageOf(error)}\n`);
     return 1;
   }
 }

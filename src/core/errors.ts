@@ -33,8 +33,7 @@ export class PluginError extends Error {
 /** Wraps anything thrown by lower layers so callers always see a PluginError. */
 export function asPluginError(error: unknown, fallback: ErrorCode = "INTERNAL"): PluginError {
   if (error instanceof PluginError) return error;
-  const message = error instanceof Error ? error.message : String(error);
-  return new PluginError(fallback, message, { cause: error });
+  return new PluginError(fallback, messageOf(error), { cause: error });
 }
 
 /** Node/Bun system errors carry an errno code such as ENOENT. */
@@ -44,4 +43,9 @@ export function errnoCode(error: unknown): string | undefined {
     return typeof code === "string" ? code : undefined;
   }
   return undefined;
+}
+
+/** The message of anything thrown, for error texts and logs. */
+export function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }

@@ -1,7 +1,7 @@
 import { Database } from "bun:sqlite";
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync } from "node:fs";
 import { join } from "node:path";
-import { PluginError } from "./errors.ts";
+import { messageOf, PluginError } from "./errors.ts";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS mounts (
@@ -185,6 +185,6 @@ export class MountRefs {
 }
 
 function stateError(file: string, cause: unknown, volume?: string): PluginError {
-  const detail = cause instanceof Error ? cause.message : String(cause);
+  const detail = messageOf(cause);
   return new PluginError("STATE_FAILED", `mount state ${file}: ${detail}`, { cause, volume });
 }

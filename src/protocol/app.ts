@@ -31,8 +31,6 @@ const ENDPOINTS: Record<string, Endpoint> = {
   "VolumeDriver.Capabilities": async (driver) => ({ Capabilities: { Scope: driver.capabilities().scope } }),
 };
 
-export const VOLUME_ENDPOINTS = Object.keys(ENDPOINTS);
-
 /**
  * Docker 20.10 sends an empty Host header over the Unix socket, which leaves Bun with a
  * request URL of just the path; newer engines send `plugin.moby.localhost`. Route on the

@@ -1,3 +1,4 @@
+import { messageOf } from "../core/errors.ts";
 import { QuobyteRpcError, rpcErrorFromEnvelope } from "./rpc-error.ts";
 
 export interface RpcClientOptions {
@@ -130,7 +131,7 @@ export class RpcClient {
   private fetchError(method: string, error: unknown): QuobyteRpcError {
     const name = error instanceof Error ? error.name : "";
     if (name === "TimeoutError" || name === "AbortError") return timeoutError(method, this.options.timeoutMs);
-    const detail = error instanceof Error ? error.message : String(error);
+    const detail = messageOf(error);
     return new QuobyteRpcError("transport", method, `cannot reach ${redactUrl(this.options.url)}: ${detail}`, { cause: error });
   }
 }

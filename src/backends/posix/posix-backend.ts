@@ -1,12 +1,12 @@
 import { mkdir, readdir, realpath, rename, rm, rmdir } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { errnoCode, PluginError } from "../../core/errors.ts";
+import { errnoCode, messageOf, PluginError } from "../../core/errors.ts";
 import type { Backend, Scope, StorageHealth, VolumeOptions, VolumeRecord, VolumeSummary } from "../../core/types.ts";
 import type { MountMonitor } from "../../system/mount-health.ts";
 import { hostIdentity, processAlive, syncDirectory } from "../../system/atomic-file.ts";
 import { MetadataStore, requireRealDirectory } from "../metadata-store.ts";
 import { type Ownership, parseOwnership, POSIX_OPTION_NAMES } from "./options.ts";
-import { applyOwnership, backendError, describe, ignoreExists, requireVolumeDirectory, storageUnavailable } from "./volume-fs.ts";
+import { applyOwnership, backendError, ignoreExists, requireVolumeDirectory, storageUnavailable } from "./volume-fs.ts";
 
 /** Another host's "creating" record older than this is a crash, not a Create in flight. */
 const ABANDONED_CREATE_MS = 60 * 60 * 1000;
@@ -105,7 +105,7 @@ export class PosixBackend implements Backend {
       this.trashSweep = this.emptyTrash().catch(() => {});
     } catch (error) {
       if (error instanceof PluginError) throw error;
-      throw new PluginError("BACKEND_FAILED", `cannot use ${this.root} as the volume root: ${describe(error)}`, {
+      throw new PluginError("BACKEND_FAILED", `cannot use ${this.root} as the volume root: ${messageOf(error)}`, {
         cause: error,
       });
     }

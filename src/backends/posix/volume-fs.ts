@@ -1,6 +1,6 @@
 import { constants } from "node:fs";
 import { lstat, open } from "node:fs/promises";
-import { errnoCode, PluginError } from "../../core/errors.ts";
+import { errnoCode, messageOf, PluginError } from "../../core/errors.ts";
 import type { Ownership } from "./options.ts";
 
 /** Filesystem steps of the posix backend that never follow a symlink out of the root. */
@@ -53,10 +53,6 @@ export function ignoreExists(error: unknown): void {
   if (errnoCode(error) !== "EEXIST") throw error;
 }
 
-export function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
 export function backendError(message: string, cause: unknown, volume: string): PluginError {
-  return new PluginError("BACKEND_FAILED", `${message}: ${describe(cause)}`, { cause, volume });
+  return new PluginError("BACKEND_FAILED", `${message}: ${messageOf(cause)}`, { cause, volume });
 }

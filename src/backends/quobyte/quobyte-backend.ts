@@ -1,7 +1,7 @@
 import { lstat } from "node:fs/promises";
 import { join } from "node:path";
 import { withDeadline } from "../../core/deadline.ts";
-import { errnoCode, PluginError } from "../../core/errors.ts";
+import { errnoCode, messageOf, PluginError } from "../../core/errors.ts";
 import type { Backend, StorageHealth, VolumeOptions, VolumeRecord, VolumeSummary } from "../../core/types.ts";
 import type { Logger } from "../../logging.ts";
 import { isExists, type QuobyteApi, type Tenant, type VolumeUsage } from "../../quobyte/api.ts";
@@ -80,7 +80,7 @@ export class QuobyteBackend implements Backend {
       if (error instanceof PluginError && error.code === "INVALID_OPTION") {
         throw new PluginError("BACKEND_FAILED", `${error.message}; set QUOBYTE_TENANT_ID or --tenant-id to an existing tenant`);
       }
-      this.options.log.warn(`cannot resolve tenant ${JSON.stringify(this.options.tenant)} yet: ${describe(error)}`);
+      this.options.log.warn(`cannot resolve tenant ${JSON.stringify(this.options.tenant)} yet: ${messageOf(error)}`);
     }
   }
 
@@ -136,7 +136,7 @@ export class QuobyteBackend implements Backend {
         // Never leave a volume without the quota asked for; but only undo our own.
         if (createdHere) {
           await api.deleteVolume(uuid).catch((undo: unknown) =>
-            this.options.log.error(`could not delete volume ${name} (${uuid}) after its quota failed: ${describe(undo)}`),
+            this.options.log.error(`could not delete volume ${name} (${uuid}) after its quota failed: ${messageOf(undo)}`),
           );
         }
         throw apiError(error, name);
@@ -168,7 +168,7 @@ export class QuobyteBackend implements Backend {
       } catch (error) {
         if (errnoCode(error) !== "ENOENT") {
           if (error instanceof PluginError) throw error;
-          throw new PluginError("BACKEND_FAILED", `cannot check ${path}: ${describe(error)}`, { volume: name, cause: error });
+          throw new PluginError("BACKEND_FAILED", `cannot check ${path}: ${messageOf(error)}`, { volume: name, cause: error });
         }
       }
       if (Date.now() + pause > deadline) {
@@ -240,7 +240,7 @@ export class QuobyteBackend implements Backend {
       }
       this.usageFetchedAt = Date.now();
     } catch (error) {
-      this.options.log.debug(`quota and usage unavailable: ${describe(error)}`);
+      this.options.log.debug(`quota and usage unavailable: ${messageOf(error)}`);
     }
   }
 
@@ -264,7 +264,7 @@ export class QuobyteBackend implements Backend {
       if (!info.isDirectory()) throw new Error("not a directory");
     } catch (error) {
       if (error instanceof PluginError) throw error;
-      throw new PluginError("BACKEND_FAILED", `volume ${JSON.stringify(name)} is not reachable at ${plain}: ${describe(error)}`, {
+      throw new PluginError("BACKEND_FAILED", `volume ${JSON.stringify(name)} is not reachable at ${plain}: ${messageOf(error)}`, {
         volume: name,
         cause: error,
       });
@@ -293,9 +293,5 @@ function apiError(error: unknown, volume?: string): PluginError {
   if (error instanceof QuobyteRpcError) {
     return new PluginError(error.failure === "timeout" ? "TIMEOUT" : "BACKEND_FAILED", error.message, { volume, cause: error });
   }
-  return new PluginError("BACKEND_FAILED", describe(error), { volume, cause: error });
-}
-
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+  return new PluginError("BACKEND_FAILED", messageOf(error), { volume, cause: error });
 }
