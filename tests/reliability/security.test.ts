@@ -290,7 +290,8 @@ describe("symlinks planted in the root are never followed out of it", () => {
   }, 20_000);
 
   test("a metadata file replaced by a symlink to an outside file: every operation refuses, the file is untouched", async () => {
-    await startServing();
+    // A shared root (--scope global) reads metadata through to disk, where the link is met.
+    await startServing(["--scope", "global"]);
     const conn = new EngineConn(layout.socket);
     const metaDir = join(layout.root, CONTROL_DIR, "volumes");
     try {
@@ -311,6 +312,30 @@ describe("symlinks planted in the root are never followed out of it", () => {
         }
       }
       await must(conn, "VolumeDriver.List", {});
+      expect(outsideNow()).toEqual(before);
+      expect(readFileSync(outsideFile, "utf8")).toContain('"state":"ready"');
+    } finally {
+      conn.close();
+    }
+  }, 20_000);
+
+  test("a local root answers from its own index: a metadata file swapped for a symlink is never read, the target stays untouched", async () => {
+    await startServing();
+    const conn = new EngineConn(layout.socket);
+    const metaDir = join(layout.root, CONTROL_DIR, "volumes");
+    try {
+      await ok(conn, "VolumeDriver.Create", { Name: "metavictim" });
+      unlinkSync(join(metaDir, "metavictim"));
+      symlinkSync(outsideFile, join(metaDir, "metavictim"));
+      for (const [method, body] of [
+        ["VolumeDriver.Create", { Name: "metavictim", Opts: { mode: "0777", user: "nobody" } }],
+        ["VolumeDriver.Get", { Name: "metavictim" }],
+        ["VolumeDriver.Mount", { Name: "metavictim", ID: "d".repeat(64) }],
+        ["VolumeDriver.Unmount", { Name: "metavictim", ID: "d".repeat(64) }],
+        ["VolumeDriver.Remove", { Name: "metavictim" }],
+      ] as const) {
+        await must(conn, method, body);
+      }
       expect(outsideNow()).toEqual(before);
       expect(readFileSync(outsideFile, "utf8")).toContain('"state":"ready"');
     } finally {
