@@ -34,14 +34,14 @@ export class Driver {
 
   /** Creates a volume; creating an existing one succeeds and changes nothing. */
   async create(name: unknown, options: unknown): Promise<void> {
-    const volume = validateVolumeName(name);
+    const volume = this.validName(name);
     const opts = validateOptions(options, this.backend.optionNames, volume);
     await this.locked(volume, "create", () => this.backend.create(volume, opts));
   }
 
   /** Deletes a volume and its data; refused while it is mounted on this host. */
   async remove(name: unknown): Promise<void> {
-    const volume = validateVolumeName(name);
+    const volume = this.validName(name);
     await this.locked(volume, "remove", async () => {
       const mounts = this.refs.count(volume);
       if (mounts > 0) {
@@ -57,7 +57,7 @@ export class Driver {
 
   /** Records a mount under `mountId` and returns the path for the container. */
   async mount(name: unknown, mountId: unknown): Promise<string> {
-    const volume = validateVolumeName(name);
+    const volume = this.validName(name);
     const id = validateMountId(mountId, volume);
     return this.locked(volume, "mount", async (signal) => {
       await this.require(volume);
@@ -72,7 +72,7 @@ export class Driver {
 
   /** Drops one mount under `mountId`; an ID we never saw is success (see MountRefs). */
   async unmount(name: unknown, mountId: unknown): Promise<void> {
-    const volume = validateVolumeName(name);
+    const volume = this.validName(name);
     const id = validateMountId(mountId, volume);
     await this.locked(volume, "unmount", async () => {
       this.refs.release(volume, id);
@@ -81,7 +81,7 @@ export class Driver {
 
   /** The path of a volume mounted on this host. */
   async path(name: unknown): Promise<string> {
-    const volume = validateVolumeName(name);
+    const volume = this.validName(name);
     return this.locked(volume, "path", async () => {
       const record = await this.require(volume);
       if (this.refs.count(volume) === 0) {
@@ -95,7 +95,7 @@ export class Driver {
 
   /** One volume with its Status; unknown names are an error and are never created. */
   async get(name: unknown): Promise<VolumeRecord> {
-    const volume = validateVolumeName(name);
+    const volume = this.validName(name);
     return this.locked(volume, "get", async () => {
       const record = await this.require(volume);
       return { ...record, status: { ...record.status, mounts: this.refs.count(volume) } };
@@ -133,6 +133,13 @@ export class Driver {
   /** Active mounts per volume on this host. */
   mounts(): Map<string, number> {
     return this.refs.snapshot();
+  }
+
+  /** The core's name rules, then the backend's own. */
+  private validName(name: unknown): string {
+    const volume = validateVolumeName(name);
+    this.backend.checkName?.(volume);
+    return volume;
   }
 
   private async require(volume: string): Promise<VolumeRecord> {

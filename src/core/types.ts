@@ -37,6 +37,8 @@ export interface Backend {
   /** Short identifier (`posix`, `quobyte`), shown in Status and logs. */
   readonly kind: string;
   readonly scope: Scope;
+  /** Refuses names this backend cannot hold (beyond the core's rules); throws INVALID_NAME. */
+  checkName?(name: string): void;
   /** Option keys accepted by create; anything else is refused. */
   readonly optionNames: readonly string[];
   /** Verifies (and where it may, prepares) the storage before serving. */

@@ -20,7 +20,16 @@ interface QuobyteVolumeMeta {
   onRemove: RemovePolicy;
   fixedUser?: string;
   fixedGroup?: string;
+  /**
+   * Written before the API is asked to delete the volume: a Remove cut off by a crash is
+   * then known, finished by the next Remove or Create, and never mounted meanwhile.
+   */
+  state?: "removing";
 }
+
+/** `<user>#<group>@<volume>` is the client's fixed-user syntax: a volume name must not mimic it. */
+const FIXED_USER_SYNTAX = /[#@]/;
+const NAME_MAX_BYTES = 255;
 
 export interface QuobyteBackendOptions {
   api: QuobyteApi;
@@ -100,9 +109,25 @@ export class QuobyteBackend implements Backend {
     return join(this.options.mountPath, fixedUserEntry(name, meta?.fixedUser, meta?.fixedGroup));
   }
 
+  checkName(name: string): void {
+    if (FIXED_USER_SYNTAX.test(name)) {
+      // `nobody#nogroup@data` would share its path with volume `data` mapped to nobody.
+      throw new PluginError("INVALID_NAME", `volume name ${JSON.stringify(name)} must not contain "#" or "@" (the Quobyte client's fixed-user syntax)`, {
+        volume: name,
+      });
+    }
+  }
+
   async create(name: string, options: VolumeOptions): Promise<void> {
     const spec = parseQuobyteOptions(options, name);
-    if (await this.meta.read(name)) return;
+    if (Buffer.byteLength(fixedUserEntry(name, spec.fixedUser, spec.fixedGroup)) > NAME_MAX_BYTES) {
+      throw new PluginError("INVALID_OPTION", `fixed_user/fixed_group make the mount path entry of ${JSON.stringify(name)} longer than ${NAME_MAX_BYTES} bytes`, {
+        volume: name,
+      });
+    }
+    const existing = await this.meta.read(name);
+    if (existing?.state === "removing") await this.finishRemove(name, existing);
+    else if (existing) return;
     await this.requireLiveMount(name, { fresh: true });
     const tenant = await this.tenant(spec.tenant ?? this.options.tenant, name);
     const api = this.options.api;
@@ -186,6 +211,12 @@ export class QuobyteBackend implements Backend {
   async remove(name: string): Promise<void> {
     const meta = await this.meta.read(name);
     if (!meta) return;
+    if (meta.onRemove !== "keep" && meta.state !== "removing") await this.meta.write(name, { ...meta, state: "removing" });
+    await this.finishRemove(name, meta);
+  }
+
+  /** Deletes (or erases) the API volume if it is still ours, then forgets it. */
+  private async finishRemove(name: string, meta: QuobyteVolumeMeta): Promise<void> {
     if (meta.onRemove !== "keep") {
       const api = this.options.api;
       // Resolve in the volume's own tenant: the name may have been reused since.
@@ -218,6 +249,7 @@ export class QuobyteBackend implements Backend {
       onRemove: meta.onRemove,
       mount: this.options.monitor.lastHealth?.state ?? "unknown",
     };
+    if (meta.state) status.state = meta.state;
     if (usage?.quotaBytes !== undefined) status.quotaBytes = usage.quotaBytes;
     if (usage?.usedBytes !== undefined) status.usedBytes = usage.usedBytes;
     return { name, mountpoint: this.mountpointOf(name, meta), createdAt: meta.createdAt, status };
@@ -257,6 +289,9 @@ export class QuobyteBackend implements Backend {
 
   async prepareMount(name: string): Promise<string> {
     const meta = await this.meta.read(name);
+    if (meta?.state === "removing") {
+      throw new PluginError("BACKEND_FAILED", `volume ${JSON.stringify(name)} is being removed; remove it again to finish`, { volume: name });
+    }
     await this.requireLiveMount(name);
     const plain = join(this.options.mountPath, name);
     try {
