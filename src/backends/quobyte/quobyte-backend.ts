@@ -4,11 +4,12 @@ import { withDeadline } from "../../core/deadline.ts";
 import { errnoCode, messageOf, PluginError } from "../../core/errors.ts";
 import type { Backend, StorageHealth, VolumeOptions, VolumeRecord, VolumeSummary } from "../../core/types.ts";
 import type { Logger } from "../../logging.ts";
-import { isExists, type QuobyteApi, type Tenant, type VolumeUsage } from "../../quobyte/api.ts";
+import { isExists, type QuobyteApi, type Tenant } from "../../quobyte/api.ts";
 import { QuobyteRpcError } from "../../quobyte/rpc-error.ts";
 import type { MountMonitor } from "../../system/mount-health.ts";
 import { MetadataStore } from "../metadata-store.ts";
 import { fixedUserEntry, parseQuobyteOptions, QUOBYTE_OPTION_NAMES, type RemovePolicy } from "./options.ts";
+import { UsageCache } from "./usage-cache.ts";
 
 /** What this host remembers of a volume: Remove, Mount and Get receive only the name. */
 interface QuobyteVolumeMeta {
@@ -53,11 +54,6 @@ export interface QuobyteBackendOptions {
   log: Logger;
 }
 
-/** Quota and usage answers older than this are refreshed in the background. */
-const USAGE_TTL_MS = 30_000;
-/** How long Get and List wait for a fresh API answer before using what they have. */
-const API_BUDGET_MS = 250;
-
 /**
  * Volumes created and deleted through the Quobyte management API, reached through the
  * host's single mount of the Quobyte namespace (`<mount>/<volume>`). Get and List answer
@@ -70,13 +66,12 @@ export class QuobyteBackend implements Backend {
   readonly optionNames = QUOBYTE_OPTION_NAMES;
   private readonly meta: MetadataStore<QuobyteVolumeMeta>;
   private readonly tenants = new Map<string, Tenant>();
-  private readonly usage = new Map<string, VolumeUsage>();
-  private usageFetchedAt = 0;
-  private usageRefresh: Promise<void> | undefined;
+  private readonly usage: UsageCache;
 
   constructor(private readonly options: QuobyteBackendOptions) {
     // This host's own state directory: nobody else writes it.
     this.meta = new MetadataStore(options.metadataDir, { mode: 0o600, shared: false });
+    this.usage = new UsageCache(options.api, () => [...this.tenants.values()].map((tenant) => tenant.id), options.log);
   }
 
   async init(): Promise<void> {
@@ -233,13 +228,13 @@ export class QuobyteBackend implements Backend {
       }
     }
     await this.meta.delete(name);
-    this.usage.delete(meta.uuid);
+    this.usage.forget(meta.uuid);
   }
 
   async inspect(name: string): Promise<VolumeRecord | undefined> {
     const meta = await this.meta.read(name);
     if (!meta) return undefined;
-    await this.freshUsage();
+    await this.usage.fresh();
     const usage = this.usage.get(meta.uuid);
     const status: Record<string, unknown> = {
       backend: this.kind,
@@ -255,32 +250,11 @@ export class QuobyteBackend implements Backend {
     return { name, mountpoint: this.mountpointOf(name, meta), createdAt: meta.createdAt, status };
   }
 
-  /** Refreshes quota and usage when stale, waiting only briefly: Get must stay fast. */
-  private async freshUsage(): Promise<void> {
-    if (Date.now() - this.usageFetchedAt < USAGE_TTL_MS) return;
-    this.usageRefresh ??= this.loadUsage().finally(() => {
-      this.usageRefresh = undefined;
-    });
-    await Promise.race([this.usageRefresh, Bun.sleep(API_BUDGET_MS)]);
-  }
-
-  private async loadUsage(): Promise<void> {
-    try {
-      const tenantIds = new Set([...this.tenants.values()].map((t) => t.id));
-      for (const tenantId of tenantIds) {
-        for (const volume of await this.options.api.volumeUsage(tenantId)) this.usage.set(volume.uuid, volume);
-      }
-      this.usageFetchedAt = Date.now();
-    } catch (error) {
-      this.options.log.debug(`quota and usage unavailable: ${messageOf(error)}`);
-    }
-  }
-
   async list(): Promise<VolumeSummary[]> {
     const names = new Set(this.meta.entries().map(([name]) => name));
     if (this.options.listAll) {
-      await this.freshUsage();
-      for (const volume of this.usage.values()) names.add(volume.name);
+      await this.usage.fresh();
+      for (const volume of this.usage.volumes()) names.add(volume.name);
     }
     const out: VolumeSummary[] = [];
     for (const name of names) out.push({ name, mountpoint: join(this.options.mountPath, name) });
@@ -318,7 +292,7 @@ export class QuobyteBackend implements Backend {
   }
 
   async close(): Promise<void> {
-    await this.usageRefresh;
+    await this.usage.close();
   }
 }
 
