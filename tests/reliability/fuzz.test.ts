@@ -41,7 +41,9 @@ const RSS_LIMIT_KB = 300 * 1024;
 const IDLE_WAIT_LIMIT_MS = 80_000;
 
 /** Every name and value we generate carries this token, so escapes can be searched for. */
-const TOKEN = "fzq7";
+// Random per run (same length as before, so the seeded requests keep their sizes): a
+// concurrent run's volumes elsewhere under /tmp must not count as escapes of this one.
+const TOKEN = `f${crypto.randomUUID().slice(0, 3)}`;
 
 const children = new Children();
 let dir = "";

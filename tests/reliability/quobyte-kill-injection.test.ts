@@ -8,10 +8,8 @@
 // name, a fuzz pass with hostile names and options that must never reach the API, and
 // deterministic reproductions of the failure windows the random passes can hit.
 
-import { Database } from "bun:sqlite";
 import { afterAll, afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
-import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { DEFAULT_USER, type FakeQuobyte, type FakeQuobyteOptions, type FakeVolume, startFakeQuobyte } from "../support/fake-quobyte.ts";
 import { makeTempDir, removeTempDir } from "../support/tmp.ts";
@@ -30,6 +28,16 @@ import {
   suiteSeed,
   waitServing,
 } from "./support.ts";
+import {
+  checkCleanSigterm,
+  checkMarkers,
+  checkMountCount,
+  checkRemoveOfHeldRefused,
+  runUnderKills,
+  show,
+  unmountAndRemoveAll,
+  Workload,
+} from "./workload.ts";
 
 const SEED = suiteSeed("quobyte-kill-injection", 0x5eed_0b01);
 const KILLS = 110;
@@ -196,86 +204,8 @@ function apiMethods(log: FakeQuobyte["log"], from = 0): Map<string, number> {
   return counts;
 }
 
-function show(counts: Map<string, number>): string {
-  return [...counts.entries()]
-    .sort()
-    .map(([k, v]) => `${k}=${v}`)
-    .join(" ");
-}
-
 // ---------------------------------------------------------------------------------------
-// The model (as in kill-injection.test.ts)
-
-type Kind = "create" | "remove" | "mount" | "unmount" | "get" | "list";
-/** ok: acknowledged (200, no Err); err: refused with a code that means "nothing was done"; unknown: either. */
-type Result = "ok" | "err" | "unknown";
-
-interface Op {
-  client: number;
-  kind: Kind;
-  name: string;
-  id?: string;
-  /** performance.now() before the write and after the reply (or the cut) was seen. */
-  start: number;
-  end: number;
-  result: Result;
-  code?: string;
-}
-
-/** Mount references of one (volume, ID) pair; one client owns it, so its ops are sequential. */
-interface Pair {
-  name: string;
-  id: string;
-  client: number;
-  /** Bounds of the plugin's count for this pair, given the unknown outcomes. */
-  min: number;
-  max: number;
-  /** While min >= 1: since when (ack of the mount that made it so). */
-  heldSince: number | undefined;
-  /** Intervals in which the pair was certainly held. */
-  held: [number, number][];
-}
-
-interface Marker {
-  name: string;
-  path: string;
-  content: string;
-  writtenStart: number;
-}
-
-/** Err codes after which the plugin has certainly changed nothing. */
-const NO_EFFECT = new Set([
-  "INVALID_REQUEST",
-  "INVALID_NAME",
-  "INVALID_OPTION",
-  "VOLUME_NOT_FOUND",
-  "VOLUME_IN_USE",
-  "NOT_MOUNTED",
-  "UNKNOWN_ENDPOINT",
-  "REQUEST_TOO_LARGE",
-]);
-
-function classify(out: Outcome): { result: Result; code?: string } {
-  if (out.kind !== "reply") return { result: "unknown", code: out.kind };
-  const code = errCode(out.json);
-  if (code === undefined && out.status === 200) return { result: "ok" };
-  if (code !== undefined && NO_EFFECT.has(code)) return { result: "err", code };
-  return { result: "unknown", code: code ?? `HTTP_${out.status}` };
-}
-
-const METHOD: Record<Kind, string> = {
-  create: "VolumeDriver.Create",
-  remove: "VolumeDriver.Remove",
-  mount: "VolumeDriver.Mount",
-  unmount: "VolumeDriver.Unmount",
-  get: "VolumeDriver.Get",
-  list: "VolumeDriver.List",
-};
-
-/** Names the workload never removes: everything acknowledged on them must survive every kill. */
-function isKeeper(name: string): boolean {
-  return name.startsWith("keep-");
-}
+// The workload (see workload.ts)
 
 /** Creates with and without a quota (`size`), as the engine passes `-o` options. */
 const CREATE_OPTS: readonly (Record<string, string> | null)[] = [
@@ -288,232 +218,6 @@ const CREATE_OPTS: readonly (Record<string, string> | null)[] = [
   { on_remove: "erase", size: "10G" },
 ];
 
-class Workload {
-  readonly ops: Op[] = [];
-  readonly pairs: Pair[] = [];
-  readonly markers: Marker[] = [];
-  readonly violations: string[] = [];
-  stopping = false;
-  unsent = 0;
-  /** Keepers (never removed by the workload): when their first Create was acknowledged. */
-  readonly keeperSince = new Map<string, number>();
-  /** Errors with codes that do not prove "nothing was done", by message (names masked). */
-  readonly otherErrors = new Map<string, number>();
-
-  constructor(
-    readonly names: readonly string[],
-    readonly mnt: string,
-    readonly socket: string,
-  ) {}
-
-  async client(c: number, rng: Rng): Promise<void> {
-    const conn = new EngineConn(this.socket, 20_000);
-    const mine: Pair[] = [];
-    let seq = 0;
-    try {
-      while (!this.stopping) {
-        let kind = rng.weighted<Kind>({ create: 24, remove: 22, mount: 22, unmount: 20, get: 6, list: 6 });
-        const live = mine.filter((p) => p.max > 0);
-        if (kind === "unmount" && live.length === 0) kind = "mount";
-        // Like containers, mounts come and go: at most two held per client.
-        if (kind === "mount" && live.length >= 2) kind = "unmount";
-        let name = rng.pick(this.names);
-        if (kind === "remove") name = rng.pick(this.names.filter((n) => !isKeeper(n)));
-        let pair: Pair | undefined;
-        let body: Record<string, unknown>;
-        switch (kind) {
-          case "create":
-            body = { Name: name, Opts: rng.pick(CREATE_OPTS) };
-            break;
-          case "mount": {
-            const held = mine.filter((p) => p.min > 0);
-            if (held.length > 0 && rng.chance(0.25)) {
-              pair = rng.pick(held); // the same ID twice, as `docker cp` does
-              name = pair.name;
-            } else {
-              pair = { name, id: rng.hex(64), client: c, min: 0, max: 0, heldSince: undefined, held: [] };
-            }
-            body = { Name: name, ID: pair.id };
-            break;
-          }
-          case "unmount":
-            pair = rng.pick(live);
-            name = pair.name;
-            body = { Name: name, ID: pair.id };
-            break;
-          case "list":
-            body = {};
-            break;
-          default:
-            body = { Name: name };
-        }
-
-        const start = performance.now();
-        // The engine unmounts only what it mounted; from here on the pair may drop to 0.
-        let closedHold = false;
-        if (kind === "unmount" && pair!.min <= 1 && pair!.heldSince !== undefined) {
-          pair!.held.push([pair!.heldSince, start]);
-          pair!.heldSince = undefined;
-          closedHold = true;
-        }
-        const out = await conn.call(METHOD[kind], body);
-        const end = performance.now();
-        if (out.kind === "unsent") {
-          // Never left this process: no effect, nothing to record.
-          if (closedHold) pair!.heldSince = pair!.held.pop()![0];
-          this.unsent++;
-          await sleep(rng.int(1, 4));
-          continue;
-        }
-        if (out.kind === "cut" && out.error.includes("hung")) {
-          this.violations.push(`client ${c}: ${kind} of ${name} got no reply: ${out.error}`);
-        }
-        const { result, code } = classify(out);
-        if (out.kind === "reply" && result === "unknown") {
-          const message = `${kind}: ${String((out.json as { Err?: unknown })?.Err ?? out.text)}`
-            .replaceAll(name, "<name>")
-            .replace(/[0-9a-f]{8}-[0-9a-f-]{27}/g, "<uuid>");
-          this.otherErrors.set(message, (this.otherErrors.get(message) ?? 0) + 1);
-        }
-        this.ops.push({ client: c, kind, name, id: pair?.id, start, end, result, code });
-        if (isKeeper(name)) {
-          const since = this.keeperSince.get(name);
-          if (kind === "create" && result === "ok" && since === undefined) this.keeperSince.set(name, end);
-          if (since !== undefined && since < start && code === "VOLUME_NOT_FOUND") {
-            this.violations.push(`client ${c}: ${kind} of ${name} answered VOLUME_NOT_FOUND although its Create was acknowledged and it was never removed`);
-          }
-        }
-
-        if (kind === "mount") {
-          const p = pair!;
-          if (result === "ok") {
-            const mountpoint = (out as { json: { Mountpoint?: unknown } }).json.Mountpoint;
-            if (mountpoint !== join(this.mnt, name)) {
-              this.violations.push(`client ${c}: Mount of ${name} answered Mountpoint ${JSON.stringify(mountpoint)}`);
-            }
-            p.min++;
-            p.max++;
-            if (p.heldSince === undefined) p.heldSince = end;
-            // What a container would do: write into the volume while it is mounted.
-            const path = join(this.mnt, name, `m-${c}-${seq++}`);
-            const content = `${p.id} ${seq}\n`;
-            const writtenStart = performance.now();
-            try {
-              await writeFile(path, content);
-              this.markers.push({ name, path, content, writtenStart });
-            } catch (error) {
-              this.violations.push(`client ${c}: acknowledged mount of ${name} is not writable: ${String(error)}`);
-            }
-          } else if (result === "unknown") {
-            p.max++;
-          }
-          if (p.max > 0 && !mine.includes(p)) {
-            mine.push(p);
-            this.pairs.push(p);
-          }
-        } else if (kind === "unmount") {
-          const p = pair!;
-          if (result === "ok") {
-            p.min = Math.max(0, p.min - 1);
-            p.max = Math.max(0, p.max - 1);
-          } else if (result === "unknown") {
-            p.min = Math.max(0, p.min - 1);
-          } else if (closedHold && p.min > 0) {
-            p.heldSince = p.held.pop()![0];
-          }
-          if (p.min > 0 && p.heldSince === undefined) p.heldSince = end;
-          if (p.max === 0) mine.splice(mine.indexOf(p), 1);
-        } else if (kind === "list" && result === "ok") {
-          const volumes = (out as { json: { Volumes?: { Name: string }[] } }).json.Volumes ?? [];
-          const seen = volumes.map((v) => v.Name);
-          if (new Set(seen).size !== seen.length) this.violations.push(`List returned duplicates: ${JSON.stringify(seen)}`);
-        } else if (kind === "get" && result === "ok") {
-          const volume = (out as { json: { Volume?: { Name?: string } } }).json.Volume;
-          if (volume?.Name !== name) this.violations.push(`Get ${name} answered ${JSON.stringify(out)}`);
-        }
-      }
-    } finally {
-      conn.close();
-      for (const p of mine) {
-        if (p.heldSince !== undefined) {
-          p.held.push([p.heldSince, Number.POSITIVE_INFINITY]);
-          p.heldSince = undefined;
-        }
-      }
-    }
-  }
-
-  private effective(op: Op): boolean {
-    return op.result === "ok" || op.result === "unknown";
-  }
-
-  /** An acknowledged Create after which no Remove could have taken effect. */
-  mustExist(name: string): boolean {
-    const ops = this.ops.filter((o) => o.name === name);
-    return ops.some(
-      (c) => c.kind === "create" && c.result === "ok" && ops.every((r) => !(r.kind === "remove" && this.effective(r) && r.end > c.start)),
-    );
-  }
-
-  /** No Create could have taken effect after an acknowledged Remove (or none ever could). */
-  mustNotExist(name: string): boolean {
-    const ops = this.ops.filter((o) => o.name === name);
-    const creates = ops.filter((o) => o.kind === "create" && this.effective(o));
-    if (creates.length === 0) return true;
-    return ops.some((r) => r.kind === "remove" && r.result === "ok" && creates.every((c) => c.end < r.start));
-  }
-
-  /** Ops of `kind` on `name` cut off (or failed) without a definite outcome. */
-  interrupted(kind: Kind, name: string): number {
-    return this.ops.filter((o) => o.kind === kind && o.name === name && o.result === "unknown").length;
-  }
-
-  /** Acknowledged Removes that ran entirely while an acknowledged mount of the volume was held. */
-  removesWhileHeld(): string[] {
-    const out: string[] = [];
-    for (const r of this.ops) {
-      if (r.kind !== "remove" || r.result !== "ok") continue;
-      for (const p of this.pairs) {
-        if (p.name !== r.name) continue;
-        for (const [from, to] of p.held) {
-          if (from < r.start && r.end < to) {
-            out.push(`Remove of ${r.name} by client ${r.client} succeeded at ${r.start.toFixed(1)}-${r.end.toFixed(1)} ms while ID ${p.id.slice(0, 12)} (client ${p.client}) held it since ${from.toFixed(1)}`);
-          }
-        }
-      }
-    }
-    return out;
-  }
-
-  /** Markers that must still be there: no Remove of their volume could have run after the write began. */
-  markersThatMustSurvive(): Marker[] {
-    return this.markers.filter((m) =>
-      this.ops.every((r) => !(r.kind === "remove" && r.name === m.name && this.effective(r) && r.end > m.writtenStart)),
-    );
-  }
-
-  mountBounds(name: string): { min: number; max: number } {
-    let min = 0;
-    let max = 0;
-    for (const p of this.pairs) {
-      if (p.name !== name) continue;
-      min += p.min;
-      max += p.max;
-    }
-    return { min, max };
-  }
-
-  summary(): string {
-    const counts = new Map<string, number>();
-    for (const op of this.ops) {
-      const key = `${op.kind}:${op.result}${op.code ? `:${op.code}` : ""}`;
-      counts.set(key, (counts.get(key) ?? 0) + 1);
-    }
-    const errors = [...this.otherErrors.entries()].map(([m, n]) => `${n}x ${m}`);
-    return show(counts) + (errors.length ? `\n  other errors: ${errors.join("; ")}` : "");
-  }
-}
-
 // ---------------------------------------------------------------------------------------
 
 describe("quobyte backend: SIGKILL at random points under a concurrent engine workload", () => {
@@ -524,46 +228,44 @@ describe("quobyte backend: SIGKILL at random points under a concurrent engine wo
       const tenantId = api.tenants.find((t) => t.name === TENANT)!.id;
       const rng = new Rng(SEED);
       const names = ["qv-a", "qv-b", "qv-c", "qv-ü-d", "keep-1", "keep-2"];
-      const work = new Workload(names, layout.mnt, layout.socket);
-      const restartMs: number[] = [];
+      const work = new Workload({
+        names,
+        dataRoot: layout.mnt,
+        socket: layout.socket,
+        weights: { create: 24, remove: 22, mount: 22, unmount: 20, get: 6, list: 6 },
+        createOpts: CREATE_OPTS,
+        uuidPattern: /[0-9a-f]{8}-[0-9a-f-]{27}/g,
+      });
       const problems: string[] = [];
-      let staleReplaced = 0;
       const metaWithoutApiVolume: string[] = [];
 
-      let { child } = await startServing();
-      const clients = Array.from({ length: CLIENTS }, (_, c) => work.client(c, rng.fork(c)));
-      const killRng = rng.fork(1000);
-      try {
-        for (let k = 0; k < KILLS; k++) {
-          await sleep(killRng.int(5, 60));
-          await children.stop(child, "SIGKILL");
-          // SIGKILL leaves the socket file behind; the next start must replace it.
-          if (lstatSync(layout.socket).isSocket()) staleReplaced++;
-          // Every kill point is a possible end state. The API enforces unique names per
-          // tenant; the plugin must never get around it. Metadata is written after the API
-          // volume exists and must go before it does: a file naming a volume the API lacks
-          // is a volume that List shows, Create takes as existing and Mount cannot reach.
+      const { restartMs, staleReplaced } = await runUnderKills({
+        work,
+        rng,
+        clients: CLIENTS,
+        kills: KILLS,
+        children,
+        socket: layout.socket,
+        child: (await startServing()).child,
+        startServing,
+        // Every kill point is a possible end state. The API enforces unique names per
+        // tenant; the plugin must never get around it. Metadata is written after the API
+        // volume exists and must go before it does: a file naming a volume the API lacks
+        // is a volume that List shows, Create takes as existing and Mount cannot reach.
+        afterKill: (k) => {
           const atKill = api.volumes();
           for (const dup of duplicateApiNames(atKill)) problems.push(`after kill ${k}: two API volumes of one name: ${dup}`);
           for (const [name, file] of readMetadata(layout.meta).files) {
             if (atKill.some((v) => v.uuid === file.uuid) || markedRemoving(file)) continue;
             metaWithoutApiVolume.push(`after kill ${k}: ${name} (${String(file.uuid).slice(0, 8)})`);
           }
-          const started = await startServing();
-          child = started.child;
-          restartMs.push(started.ms);
-        }
-      } finally {
-        // Also when a restart fails: the clients must not outlive the test.
-        work.stopping = true;
-        await Promise.all(clients);
-      }
-      await children.stop(child, "SIGKILL");
+        },
+      });
       const apiCallsDuringRun = apiMethods(api.log);
       const adoptedDuringRun = api.log.filter((e) => e.method === "createVolume" && e.response.includes("ENTITY_EXISTS_ALREADY")).length;
 
       // A clean restart, then the whole model.
-      child = (await startServing()).child;
+      const { child } = await startServing();
       const conn = new EngineConn(layout.socket);
       problems.push(...work.violations, ...work.removesWhileHeld());
       if (metaWithoutApiVolume.length > 0) {
@@ -615,22 +317,11 @@ describe("quobyte backend: SIGKILL at random points under a concurrent engine wo
         if (work.mustExist(name) && !inList) problems.push(`acknowledged volume ${name} lost (not listed)`);
         if (work.mustExist(name) && !before.some((v) => v.name === name)) problems.push(`acknowledged volume ${name} lost in the API`);
         if (work.mustNotExist(name) && inList) problems.push(`volume ${name} is listed although its removal was acknowledged last`);
-        const bounds = work.mountBounds(name);
-        if (!inList) {
-          if (bounds.min > 0) problems.push(`volume ${name} is gone while ${bounds.min} acknowledged mount(s) hold it`);
-          continue;
-        }
-        const got = await must(conn, "VolumeDriver.Get", { Name: name });
-        const mounts = got.json.Volume?.Status?.mounts;
-        if (!(typeof mounts === "number" && mounts >= bounds.min && mounts <= bounds.max)) {
-          problems.push(`Get ${name}: Status.mounts ${JSON.stringify(mounts)}, model allows ${bounds.min}..${bounds.max}`);
-        }
+        const got = await checkMountCount(conn, work, name, inList, problems);
+        if (!got) continue;
         if (got.json.Volume?.Status?.uuid !== meta.files.get(name)?.uuid) problems.push(`Get ${name}: Status.uuid ${got.json.Volume?.Status?.uuid} differs from its metadata`);
       }
-      for (const marker of work.markersThatMustSurvive()) {
-        const content = await readFile(marker.path, "utf8").catch((e) => `<${String(e)}>`);
-        if (content !== marker.content) problems.push(`data written to mounted ${marker.name} is lost: ${marker.path}: ${content}`);
-      }
+      await checkMarkers(work, problems);
 
       // Idempotent Create adopts what an interrupted Create left in the API: same UUID, no second volume.
       for (const v of orphans) {
@@ -648,29 +339,12 @@ describe("quobyte backend: SIGKILL at random points under a concurrent engine wo
       const all: string[] = (await must(conn, "VolumeDriver.List", {})).json.Volumes.map((v: { Name: string }) => v.Name);
 
       // Remove of a volume still held is refused, and the API volume stays.
-      let heldChecked = 0;
-      for (const name of names) {
-        if (!all.includes(name) || work.mountBounds(name).min === 0) continue;
-        heldChecked++;
-        const out = await must(conn, "VolumeDriver.Remove", { Name: name });
-        if (errCode(out.json) !== "VOLUME_IN_USE") problems.push(`Remove of held ${name} answered ${out.text}`);
+      const heldChecked = await checkRemoveOfHeldRefused(conn, work, all, layout.mnt, problems, (name) => {
         if (!api.volumes().some((v) => v.name === name)) problems.push(`Remove of held ${name} deleted its API volume`);
-        if (!existsSync(join(layout.mnt, name))) problems.push(`Remove of held ${name} deleted its directory`);
-      }
+      });
 
       // Unmount everything the workload may hold, then everything is removable.
-      for (const p of work.pairs) {
-        for (let i = 0; i < p.max; i++) {
-          const out = await must(conn, "VolumeDriver.Unmount", { Name: p.name, ID: p.id });
-          if (!isOk(out as Outcome)) problems.push(`Unmount ${p.name} ${p.id.slice(0, 12)}: ${out.text}`);
-        }
-      }
-      for (const name of all) {
-        const got = await must(conn, "VolumeDriver.Get", { Name: name });
-        if (got.json.Volume?.Status?.mounts !== 0) problems.push(`after unmounting all, Get ${name}: ${got.text}`);
-        const out = await must(conn, "VolumeDriver.Remove", { Name: name });
-        if (!isOk(out as Outcome)) problems.push(`Remove ${name} after unmounting all: ${out.text}`);
-      }
+      await unmountAndRemoveAll(conn, work, all, problems);
       const after = (await must(conn, "VolumeDriver.List", {})).json.Volumes;
       if (after.length !== 0) problems.push(`volumes listed after removing all: ${JSON.stringify(after)}`);
       conn.close();
@@ -681,13 +355,7 @@ describe("quobyte backend: SIGKILL at random points under a concurrent engine wo
       const metaLeft = readMetadata(layout.meta);
       if (metaLeft.files.size !== 0 || metaLeft.temp.length !== 0) problems.push(`metadata left: ${[...metaLeft.files.keys(), ...metaLeft.temp]}`);
 
-      // SIGTERM: clean exit, socket removed, no mount references left in the database.
-      expect(await children.stop(child, "SIGTERM")).toBe(0);
-      if (existsSync(layout.socket)) problems.push("socket left after SIGTERM");
-      const db = new Database(join(layout.state, "mounts.db"), { readonly: true });
-      const rows = (db.query("SELECT COUNT(*) AS n FROM mounts").get() as { n: number }).n;
-      db.close();
-      if (rows !== 0) problems.push(`mounts.db still holds ${rows} reference(s)`);
+      await checkCleanSigterm(children, child, layout, problems);
 
       restartMs.sort((a, b) => a - b);
       const surviving = work.markersThatMustSurvive();

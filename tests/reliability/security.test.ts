@@ -1,7 +1,7 @@
 // File modes of the socket, state and metadata (under several umasks); no shell ever
 // spawned (strace of every execve); symlinks planted in the root never followed out of it.
 
-import { afterAll, afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { beforeEach, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import {
   chmodSync,
@@ -18,44 +18,28 @@ import {
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
-import { makeTempDir, removeTempDir } from "../support/tmp.ts";
 import {
   BINARY,
-  Children,
   childPids,
   CONTROL_DIR,
-  EngineConn,
+  type EngineConn,
   ensureStrace,
   errCode,
   isOk,
   must,
   type Outcome,
+  PosixSuite,
   Rng,
-  type ServeLayout,
+  sendAll,
   serveArgv,
   suiteSeed,
   waitServing,
+  withConn,
 } from "./support.ts";
 
 const SEED = suiteSeed("security", 0x5ec0_0001);
-const children = new Children();
-let dir = "";
-let layout: ServeLayout;
-let cwd = "";
-
-beforeEach(async () => {
-  dir = await makeTempDir("dqp-sec-");
-  layout = { root: `${dir}/root`, state: `${dir}/state`, socket: `${dir}/p.sock` };
-  cwd = `${dir}/cwd`;
-  mkdirSync(cwd);
-});
-afterEach(async () => {
-  await children.stopAll();
-  await removeTempDir(dir);
-});
-afterAll(async () => {
-  await children.stopAll();
-});
+const suite = new PosixSuite("dqp-sec-");
+const { children } = suite;
 
 function groupId(name: string): number {
   const line = readFileSync("/etc/group", "utf8")
@@ -67,12 +51,6 @@ function groupId(name: string): number {
 
 function mode(path: string): string {
   return (lstatSync(path).mode & 0o7777).toString(8).padStart(4, "0");
-}
-
-async function startServing(extra: string[] = []) {
-  const child = children.spawn(serveArgv(layout, extra), { cwd });
-  await waitServing(children, child, layout.socket);
-  return child;
 }
 
 async function ok(conn: EngineConn, method: string, body?: unknown): Promise<void> {
@@ -103,49 +81,46 @@ describe("file modes", () => {
       const previous = process.umask(umask);
       let child;
       try {
-        child = children.spawn(serveArgv(layout, ["--group", "nogroup"]), { cwd });
+        child = children.spawn(serveArgv(suite.layout, ["--group", "nogroup"]), { cwd: suite.cwd });
       } finally {
         process.umask(previous);
       }
-      await waitServing(children, child, layout.socket);
-      const conn = new EngineConn(layout.socket);
-      try {
+      await waitServing(children, child, suite.layout.socket);
+      await withConn(suite.layout.socket, async (conn) => {
         await ok(conn, "VolumeDriver.Create", { Name: "plain", Opts: null });
         await ok(conn, "VolumeDriver.Create", { Name: "shaped", Opts: { user: "nobody", group: "nogroup", mode: "2770" } });
         await ok(conn, "VolumeDriver.Mount", { Name: "plain", ID: "a".repeat(64) });
         await ok(conn, "VolumeDriver.Create", { Name: "gone" });
         await ok(conn, "VolumeDriver.Remove", { Name: "gone" }); // a rewrite and a delete of metadata
-      } finally {
-        conn.close();
-      }
+      });
 
-      const sock = lstatSync(layout.socket);
+      const sock = lstatSync(suite.layout.socket);
       expect(sock.isSocket()).toBe(true);
-      expect({ uid: sock.uid, gid: sock.gid, mode: mode(layout.socket) }).toEqual({ uid: 0, gid: groupId("nogroup"), mode: "0660" });
+      expect({ uid: sock.uid, gid: sock.gid, mode: mode(suite.layout.socket) }).toEqual({ uid: 0, gid: groupId("nogroup"), mode: "0660" });
 
-      expect(mode(layout.state)).toBe("0700");
-      const stateFiles = readdirSync(layout.state).sort();
+      expect(mode(suite.layout.state)).toBe("0700");
+      const stateFiles = readdirSync(suite.layout.state).sort();
       expect(stateFiles).toContain("mounts.db");
       for (const name of stateFiles) {
         expect(name).toMatch(/^mounts\.db(-wal|-shm)?$/);
-        const info = lstatSync(join(layout.state, name));
-        expect({ name, mode: mode(join(layout.state, name)), uid: info.uid, file: info.isFile() }).toEqual({ name, mode: "0600", uid: 0, file: true });
+        const info = lstatSync(join(suite.layout.state, name));
+        expect({ name, mode: mode(join(suite.layout.state, name)), uid: info.uid, file: info.isFile() }).toEqual({ name, mode: "0600", uid: 0, file: true });
       }
 
-      const metaDir = join(layout.root, CONTROL_DIR, "volumes");
+      const metaDir = join(suite.layout.root, CONTROL_DIR, "volumes");
       expect(readdirSync(metaDir).sort()).toEqual(["plain", "shaped"]);
       for (const name of ["plain", "shaped"]) {
         const info = lstatSync(join(metaDir, name));
         expect({ name, mode: mode(join(metaDir, name)), file: info.isFile(), uid: info.uid }).toEqual({ name, mode: "0644", file: true, uid: 0 });
       }
-      const shaped = statSync(join(layout.root, "shaped"));
-      expect({ uid: shaped.uid, gid: shaped.gid, mode: mode(join(layout.root, "shaped")) }).toEqual({ uid: 65534, gid: 65534, mode: "2770" });
+      const shaped = statSync(join(suite.layout.root, "shaped"));
+      expect({ uid: shaped.uid, gid: shaped.gid, mode: mode(join(suite.layout.root, "shaped")) }).toEqual({ uid: 65534, gid: 65534, mode: "2770" });
       console.log(
-        `[security] umask ${umask.toString(8).padStart(3, "0")}: root ${mode(layout.root)}, ${CONTROL_DIR} ${mode(join(layout.root, CONTROL_DIR))}, ` +
-          `volumes/ ${mode(metaDir)}, trash/ ${mode(join(layout.root, CONTROL_DIR, "trash"))}, volume without mode option ${mode(join(layout.root, "plain"))}`,
+        `[security] umask ${umask.toString(8).padStart(3, "0")}: root ${mode(suite.layout.root)}, ${CONTROL_DIR} ${mode(join(suite.layout.root, CONTROL_DIR))}, ` +
+          `volumes/ ${mode(metaDir)}, trash/ ${mode(join(suite.layout.root, CONTROL_DIR, "trash"))}, volume without mode option ${mode(join(suite.layout.root, "plain"))}`,
       );
       // Trash holds data of removed volumes until it is deleted: not for other users.
-      expect(mode(join(layout.root, CONTROL_DIR, "trash"))).toBe("0700");
+      expect(mode(join(suite.layout.root, CONTROL_DIR, "trash"))).toBe("0700");
     }, 30_000);
   }
 });
@@ -154,12 +129,12 @@ describe("no shell, ever", () => {
   test("a workload with shell metacharacters in names and options under strace: no execve of a shell", async () => {
     const strace = await ensureStrace();
     const rng = new Rng(SEED);
-    const trace = `${dir}/execve.trace`;
+    const trace = `${suite.dir}/execve.trace`;
     // Relative, so that names stay free of "/" and reach the backend: a shell would create
     // it in the plugin's working directory.
     const marker = "pwned";
-    const child = children.spawn([strace, "-f", "--seccomp-bpf", "-qq", "-s", "256", "-o", trace, "-e", "trace=execve,execveat", ...serveArgv(layout)], { cwd });
-    await waitServing(children, child, layout.socket);
+    const child = children.spawn([strace, "-f", "--seccomp-bpf", "-qq", "-s", "256", "-o", trace, "-e", "trace=execve,execveat", ...serveArgv(suite.layout)], { cwd: suite.cwd });
+    await waitServing(children, child, suite.layout.socket);
     const plugins = childPids(child.pid);
     for (const pid of plugins) children.adopt(pid, "docker-quobyte-plugin");
     expect(plugins.length).toBe(1);
@@ -175,9 +150,8 @@ describe("no shell, ever", () => {
       `-rf`,
       `--help`,
     ];
-    const conn = new EngineConn(layout.socket);
     const answers: string[] = [];
-    try {
+    await withConn(suite.layout.socket, async (conn) => {
       for (let round = 0; round < 3; round++) {
         for (const word of hostile) {
           const name = `v${round}${word}`.slice(0, 200);
@@ -198,16 +172,14 @@ describe("no shell, ever", () => {
           }
         }
       }
-    } finally {
-      conn.close();
-    }
+    });
     // SIGTERM to the plugin itself (strace's child), by PID; strace then exits with it.
     process.kill(plugins[0]!, "SIGTERM");
     await child.exited;
 
     // mount-all too: it is the other command that touches storage.
-    const mountAllTrace = `${dir}/mount-all.trace`;
-    const mountAll = children.spawn([strace, "-f", "--seccomp-bpf", "-qq", "-s", "256", "-o", mountAllTrace, "-e", "trace=execve,execveat", BINARY, "mount-all", "--path", layout.root], { cwd });
+    const mountAllTrace = `${suite.dir}/mount-all.trace`;
+    const mountAll = children.spawn([strace, "-f", "--seccomp-bpf", "-qq", "-s", "256", "-o", mountAllTrace, "-e", "trace=execve,execveat", BINARY, "mount-all", "--path", suite.layout.root], { cwd: suite.cwd });
     expect(await mountAll.exited).toBe(0);
 
     const execs = [...readFileSync(trace, "utf8").split("\n"), ...readFileSync(mountAllTrace, "utf8").split("\n")].filter((l) => /\bexecve(at)?\(/.test(l));
@@ -218,9 +190,9 @@ describe("no shell, ever", () => {
     // The only programs run are the binary itself (strace's exec of it).
     expect([...new Set(programs)]).toEqual([BINARY]);
     expect(execs.every((l) => !/"-c"/.test(l))).toBe(true);
-    expect(readdirSync(cwd)).toEqual([]);
-    for (const place of [dir, layout.root, "/", "/tmp", process.cwd()]) expect(readdirSync(place).filter((e) => e === marker)).toEqual([]);
-    expect(readdirSync(layout.root)).toEqual([CONTROL_DIR]);
+    expect(readdirSync(suite.cwd)).toEqual([]);
+    for (const place of [suite.dir, suite.layout.root, "/", "/tmp", process.cwd()]) expect(readdirSync(place).filter((e) => e === marker)).toEqual([]);
+    expect(readdirSync(suite.layout.root)).toEqual([CONTROL_DIR]);
     // Hostile names did reach the backend: created, mounted, removed.
     expect(answers.filter((a) => a === "VolumeDriver.Mount:ok").length).toBeGreaterThan(5);
     expect(answers.filter((a) => a === "VolumeDriver.Remove:ok").length).toBe(27 - 3);
@@ -233,13 +205,13 @@ describe("symlinks planted in the root are never followed out of it", () => {
   let before: Record<string, string> = {};
 
   function plantOutside(): void {
-    outside = `${dir}/outside`;
+    outside = `${suite.dir}/outside`;
     mkdirSync(outside, { mode: 0o751 });
     chmodSync(outside, 0o751);
     writeFileSync(`${outside}/secret`, "do not touch\n", { mode: 0o600 });
     mkdirSync(`${outside}/sub`);
     writeFileSync(`${outside}/sub/deep`, "deep\n");
-    outsideFile = `${dir}/outside-file`;
+    outsideFile = `${suite.dir}/outside-file`;
     // Valid metadata, so that following the link would "work".
     writeFileSync(outsideFile, `${JSON.stringify({ version: 1, createdAt: new Date(0).toISOString(), options: {}, state: "ready" })}\n`, { mode: 0o600 });
     before = { ...snapshot(outside), ...snapshot(outsideFile) };
@@ -252,12 +224,11 @@ describe("symlinks planted in the root are never followed out of it", () => {
   beforeEach(() => plantOutside());
 
   test("a volume directory replaced by a symlink: Create, Mount, Path, Remove never reach the target", async () => {
-    await startServing();
-    const conn = new EngineConn(layout.socket);
-    try {
+    await suite.startServing();
+    await withConn(suite.layout.socket, async (conn) => {
       await ok(conn, "VolumeDriver.Create", { Name: "victim" });
-      rmdirSync(join(layout.root, "victim"));
-      symlinkSync(outside, join(layout.root, "victim"));
+      rmdirSync(join(suite.layout.root, "victim"));
+      symlinkSync(outside, join(suite.layout.root, "victim"));
 
       await must(conn, "VolumeDriver.Create", { Name: "victim", Opts: { user: "nobody", group: "nogroup", mode: "0777" } });
       const mount = await must(conn, "VolumeDriver.Mount", { Name: "victim", ID: "b".repeat(64) });
@@ -267,34 +238,28 @@ describe("symlinks planted in the root are never followed out of it", () => {
       expect(outsideNow()).toEqual(before);
       await must(conn, "VolumeDriver.Remove", { Name: "victim" });
       expect(outsideNow()).toEqual(before);
-    } finally {
-      conn.close();
-    }
+    });
   }, 20_000);
 
   test("a symlink planted under a new volume's name: Create with owner and mode is refused, the target keeps its owner and mode", async () => {
-    await startServing();
-    symlinkSync(outside, join(layout.root, "planted"));
-    const conn = new EngineConn(layout.socket);
-    try {
+    await suite.startServing();
+    symlinkSync(outside, join(suite.layout.root, "planted"));
+    await withConn(suite.layout.socket, async (conn) => {
       const created = await must(conn, "VolumeDriver.Create", { Name: "planted", Opts: { user: "nobody", group: "nogroup", mode: "0777" } });
       expect(errCode(created.json)).toBeDefined();
       expect(errCode((await must(conn, "VolumeDriver.Mount", { Name: "planted", ID: "c".repeat(64) })).json)).toBeDefined();
       await must(conn, "VolumeDriver.Remove", { Name: "planted" });
       expect((await must(conn, "VolumeDriver.List", {})).json.Volumes).toEqual([]);
       expect(outsideNow()).toEqual(before);
-      expect(lstatSync(join(layout.root, "planted")).isSymbolicLink()).toBe(true);
-    } finally {
-      conn.close();
-    }
+      expect(lstatSync(join(suite.layout.root, "planted")).isSymbolicLink()).toBe(true);
+    });
   }, 20_000);
 
   test("a metadata file replaced by a symlink to an outside file: every operation refuses, the file is untouched", async () => {
     // A shared root (--scope global) reads metadata through to disk, where the link is met.
-    await startServing(["--scope", "global"]);
-    const conn = new EngineConn(layout.socket);
-    const metaDir = join(layout.root, CONTROL_DIR, "volumes");
-    try {
+    await suite.startServing(["--scope", "global"]);
+    const metaDir = join(suite.layout.root, CONTROL_DIR, "volumes");
+    await withConn(suite.layout.socket, async (conn) => {
       await ok(conn, "VolumeDriver.Create", { Name: "metavictim" });
       unlinkSync(join(metaDir, "metavictim"));
       symlinkSync(outsideFile, join(metaDir, "metavictim"));
@@ -314,42 +279,34 @@ describe("symlinks planted in the root are never followed out of it", () => {
       await must(conn, "VolumeDriver.List", {});
       expect(outsideNow()).toEqual(before);
       expect(readFileSync(outsideFile, "utf8")).toContain('"state":"ready"');
-    } finally {
-      conn.close();
-    }
+    });
   }, 20_000);
 
   test("a local root answers from its own index: a metadata file swapped for a symlink is never read, the target stays untouched", async () => {
-    await startServing();
-    const conn = new EngineConn(layout.socket);
-    const metaDir = join(layout.root, CONTROL_DIR, "volumes");
-    try {
+    await suite.startServing();
+    const metaDir = join(suite.layout.root, CONTROL_DIR, "volumes");
+    await withConn(suite.layout.socket, async (conn) => {
       await ok(conn, "VolumeDriver.Create", { Name: "metavictim" });
       unlinkSync(join(metaDir, "metavictim"));
       symlinkSync(outsideFile, join(metaDir, "metavictim"));
-      for (const [method, body] of [
+      await sendAll(conn, [
         ["VolumeDriver.Create", { Name: "metavictim", Opts: { mode: "0777", user: "nobody" } }],
         ["VolumeDriver.Get", { Name: "metavictim" }],
         ["VolumeDriver.Mount", { Name: "metavictim", ID: "d".repeat(64) }],
         ["VolumeDriver.Unmount", { Name: "metavictim", ID: "d".repeat(64) }],
         ["VolumeDriver.Remove", { Name: "metavictim" }],
-      ] as const) {
-        await must(conn, method, body);
-      }
+      ] as const);
       expect(outsideNow()).toEqual(before);
       expect(readFileSync(outsideFile, "utf8")).toContain('"state":"ready"');
-    } finally {
-      conn.close();
-    }
+    });
   }, 20_000);
 
   test("symlinks inside a volume: Remove deletes the links, not their targets", async () => {
-    await startServing();
-    const conn = new EngineConn(layout.socket);
-    try {
+    await suite.startServing();
+    await withConn(suite.layout.socket, async (conn) => {
       await ok(conn, "VolumeDriver.Create", { Name: "links" });
       await ok(conn, "VolumeDriver.Mount", { Name: "links", ID: "e".repeat(64) });
-      const vol = join(layout.root, "links");
+      const vol = join(suite.layout.root, "links");
       symlinkSync(outside, join(vol, "to-dir"));
       symlinkSync(`${outside}/secret`, join(vol, "to-file"));
       mkdirSync(join(vol, "nested/deeper"), { recursive: true });
@@ -358,41 +315,34 @@ describe("symlinks planted in the root are never followed out of it", () => {
       await ok(conn, "VolumeDriver.Unmount", { Name: "links", ID: "e".repeat(64) });
       await ok(conn, "VolumeDriver.Remove", { Name: "links" });
       expect(outsideNow()).toEqual(before);
-    } finally {
-      conn.close();
-    }
+    });
   }, 20_000);
 
   test("the control directory's volumes/ swapped for a symlink while serving: no metadata is written outside", async () => {
-    await startServing();
-    const conn = new EngineConn(layout.socket);
-    const metaDir = join(layout.root, CONTROL_DIR, "volumes");
-    try {
+    await suite.startServing();
+    const metaDir = join(suite.layout.root, CONTROL_DIR, "volumes");
+    await withConn(suite.layout.socket, async (conn) => {
       await ok(conn, "VolumeDriver.Create", { Name: "before-swap" });
       renameSync(metaDir, `${metaDir}.real`);
       symlinkSync(outside, metaDir);
-      for (const [method, body] of [
+      await sendAll(conn, [
         ["VolumeDriver.Create", { Name: "after-swap" }],
         ["VolumeDriver.Remove", { Name: "before-swap" }],
         ["VolumeDriver.Create", { Name: "secret" }],
         ["VolumeDriver.Remove", { Name: "secret" }],
-      ] as const) {
-        await must(conn, method, body);
-      }
+      ] as const);
       expect(outsideNow()).toEqual(before);
-    } finally {
-      conn.close();
-    }
+    });
   }, 20_000);
 
   for (const part of ["trash", "volumes", ""] as const) {
     const what = part === "" ? CONTROL_DIR : `${CONTROL_DIR}/${part}`;
     test(`a start with ${what} replaced by a symlink to an outside directory refuses to serve and deletes nothing there`, async () => {
-      await startServing().then((child) => children.stop(child, "SIGTERM"));
-      const target = join(layout.root, CONTROL_DIR, part);
-      renameSync(target, `${dir}/moved-away`);
+      await suite.startServing().then(({ child }) => children.stop(child, "SIGTERM"));
+      const target = join(suite.layout.root, CONTROL_DIR, part);
+      renameSync(target, `${suite.dir}/moved-away`);
       symlinkSync(outside, target);
-      const child = children.spawn(serveArgv(layout), { cwd });
+      const child = children.spawn(serveArgv(suite.layout), { cwd: suite.cwd });
       const code = await Promise.race([child.exited, Bun.sleep(10_000).then(() => "still running")]);
       expect(code).toBe(1);
       expect(children.log(child)).toContain("symlink");

@@ -3,9 +3,11 @@
 // from "cut off", and read-only inspection of the volume root.
 
 import type { Subprocess } from "bun";
-import { lstatSync, readdirSync, readFileSync } from "node:fs";
+import { afterAll, afterEach, beforeEach } from "bun:test";
+import { lstatSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { join } from "node:path";
+import { makeTempDir, removeTempDir } from "../support/tmp.ts";
 
 /** The compiled binary under test (`bun run build`). */
 export const BINARY = join(import.meta.dir, "../../dist/docker-quobyte-plugin");
@@ -260,6 +262,42 @@ export async function waitServing(children: Children, child: Child, socketPath: 
   }
 }
 
+/**
+ * A posix-backend suite's per-test scratch space: a fresh temp dir with the serve layout
+ * and a working directory in it before each test; after each test (and after all) every
+ * child is stopped by PID and the dir removed. Registers its hooks when constructed, so
+ * construct it at the top level of a test file.
+ */
+export class PosixSuite {
+  readonly children = new Children();
+  dir = "";
+  layout: ServeLayout = { root: "", state: "", socket: "" };
+  cwd = "";
+
+  constructor(tempPrefix: string) {
+    beforeEach(async () => {
+      this.dir = await makeTempDir(tempPrefix);
+      this.layout = { root: `${this.dir}/root`, state: `${this.dir}/state`, socket: `${this.dir}/p.sock` };
+      this.cwd = `${this.dir}/cwd`;
+      mkdirSync(this.cwd);
+    });
+    afterEach(async () => {
+      await this.children.stopAll();
+      await removeTempDir(this.dir);
+    });
+    afterAll(async () => {
+      await this.children.stopAll();
+    });
+  }
+
+  /** Starts `serve` on the layout (plus `extra` arguments) and waits until it answers. */
+  async startServing(extra: string[] = []): Promise<{ child: Child; ms: number }> {
+    const child = this.children.spawn(serveArgv(this.layout, extra), { cwd: this.cwd });
+    const ms = await waitServing(this.children, child, this.layout.socket);
+    return { child, ms };
+  }
+}
+
 // ---------------------------------------------------------------------------------------
 // HTTP on raw sockets
 
@@ -323,30 +361,43 @@ export type Outcome =
   /** The request was (perhaps partly) written, and no complete reply came back. */
   | { kind: "cut"; error: string };
 
-/**
- * A client shaped like dockerd's plugin client (POST, empty Host, no Content-Type, the
- * v1.2 Accept header, JSON with a trailing newline, one keep-alive connection), which
- * reports what happened instead of throwing: the kill-injection model needs to know
- * whether a request may have reached the plugin.
- */
-export class EngineConn {
+export type Exchange =
+  | { kind: "reply"; reply: HttpReply; ms: number }
+  /** The server closed the connection without a (complete) reply; `received` is what came. */
+  | { kind: "closed"; received: Buffer; ms: number }
+  | { kind: "invalid"; why: string; ms: number }
+  | { kind: "timeout"; ms: number }
+  | { kind: "unsent"; error: string };
+
+export interface RawConnOptions {
+  /** How long one wait for more bytes lasts before the deadline is checked again. */
+  pollMs?: number;
+  /** Never wait past the deadline (a timeout is then seen when it is due, not up to `pollMs` later). */
+  pollUntilDeadline?: boolean;
+}
+
+/** Raw bytes over one keep-alive connection, replies parsed strictly (see parseReply). */
+export class RawConn {
   private socket: Socket | undefined;
   private buffer: Buffer = Buffer.alloc(0);
   private closed = true;
   private wake: (() => void) | undefined;
+  private readonly pollMs: number;
+  private readonly pollUntilDeadline: boolean;
 
   constructor(
     readonly socketPath: string,
-    /** A request without a reply after this long is reported as cut (and is a finding). */
-    readonly replyTimeoutMs = 20_000,
-  ) {}
-
-  call(method: string, body?: unknown): Promise<Outcome> {
-    const payload = body === undefined ? "" : `${JSON.stringify(body)}\n`;
-    return this.raw(method, Buffer.from(payload));
+    options: RawConnOptions = {},
+  ) {
+    this.pollMs = options.pollMs ?? 250;
+    this.pollUntilDeadline = options.pollUntilDeadline ?? false;
   }
 
-  async raw(method: string, payload: Uint8Array): Promise<Outcome> {
+  get isOpen(): boolean {
+    return !this.closed;
+  }
+
+  async exchange(bytes: Uint8Array, options: { head?: boolean; timeoutMs?: number } = {}): Promise<Exchange> {
     if (this.closed) {
       try {
         await this.open();
@@ -354,39 +405,33 @@ export class EngineConn {
         return { kind: "unsent", error: String(error) };
       }
     }
-    const socket = this.socket!;
-    const head =
-      `POST /${method} HTTP/1.1\r\nHost:\r\nUser-Agent: Go-http-client/1.1\r\n` +
-      `Content-Length: ${payload.byteLength}\r\nAccept: application/vnd.docker.plugins.v1.2+json\r\n` +
-      "Accept-Encoding: gzip\r\n\r\n";
-    socket.write(Buffer.concat([Buffer.from(head), payload]));
-    const deadline = performance.now() + this.replyTimeoutMs;
+    const started = performance.now();
+    const deadline = started + (options.timeoutMs ?? 20_000);
+    this.socket!.write(bytes);
     for (;;) {
-      const parsed = parseReply(this.buffer, { closed: this.closed });
+      const parsed = parseReply(this.buffer, { head: options.head, closed: this.closed });
+      const ms = performance.now() - started;
       if (parsed && "invalid" in parsed) {
         this.close();
-        return { kind: "cut", error: `invalid reply: ${parsed.invalid}` };
+        return { kind: "invalid", why: parsed.invalid, ms };
       }
       if (parsed) {
         this.buffer = parsed.rest;
-        const text = parsed.reply.body.toString("utf8");
-        let json: unknown;
-        try {
-          json = JSON.parse(text);
-        } catch {
-          json = undefined;
-        }
         if (parsed.reply.headers.connection?.toLowerCase() === "close") this.close();
-        return { kind: "reply", status: parsed.reply.status, json, text };
+        return { kind: "reply", reply: parsed.reply, ms };
       }
-      if (this.closed) return { kind: "cut", error: "connection closed before a complete reply" };
+      if (this.closed) {
+        const received = this.buffer;
+        this.buffer = Buffer.alloc(0);
+        return { kind: "closed", received, ms };
+      }
       const left = deadline - performance.now();
       if (left <= 0) {
         this.close();
-        return { kind: "cut", error: `no reply within ${this.replyTimeoutMs} ms (hung)` };
+        return { kind: "timeout", ms };
       }
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, Math.min(left, 1000));
+        const timer = setTimeout(resolve, this.pollUntilDeadline ? Math.min(left, this.pollMs) : this.pollMs);
         this.wake = () => {
           clearTimeout(timer);
           resolve();
@@ -409,6 +454,8 @@ export class EngineConn {
       this.buffer = Buffer.alloc(0);
       socket.once("connect", () => {
         socket.off("error", reject);
+        // EPIPE/ECONNRESET while we still write a large body: the reply (if any) has
+        // been read already; the close event ends the exchange.
         socket.on("error", () => {});
         this.socket = socket;
         this.closed = false;
@@ -427,6 +474,76 @@ export class EngineConn {
       });
     });
   }
+}
+
+/**
+ * A client shaped like dockerd's plugin client (POST, empty Host, no Content-Type, the
+ * v1.2 Accept header, JSON with a trailing newline, one keep-alive connection), which
+ * reports what happened instead of throwing: the kill-injection model needs to know
+ * whether a request may have reached the plugin.
+ */
+export class EngineConn {
+  private readonly conn: RawConn;
+
+  constructor(
+    readonly socketPath: string,
+    /** A request without a reply after this long is reported as cut (and is a finding). */
+    readonly replyTimeoutMs = 20_000,
+  ) {
+    this.conn = new RawConn(socketPath, { pollMs: 1000, pollUntilDeadline: true });
+  }
+
+  call(method: string, body?: unknown): Promise<Outcome> {
+    const payload = body === undefined ? "" : `${JSON.stringify(body)}\n`;
+    return this.raw(method, Buffer.from(payload));
+  }
+
+  async raw(method: string, payload: Uint8Array): Promise<Outcome> {
+    const head =
+      `POST /${method} HTTP/1.1\r\nHost:\r\nUser-Agent: Go-http-client/1.1\r\n` +
+      `Content-Length: ${payload.byteLength}\r\nAccept: application/vnd.docker.plugins.v1.2+json\r\n` +
+      "Accept-Encoding: gzip\r\n\r\n";
+    const out = await this.conn.exchange(Buffer.concat([Buffer.from(head), payload]), { timeoutMs: this.replyTimeoutMs });
+    switch (out.kind) {
+      case "unsent":
+        return out;
+      case "invalid":
+        return { kind: "cut", error: `invalid reply: ${out.why}` };
+      case "closed":
+        return { kind: "cut", error: "connection closed before a complete reply" };
+      case "timeout":
+        return { kind: "cut", error: `no reply within ${this.replyTimeoutMs} ms (hung)` };
+      case "reply": {
+        const text = out.reply.body.toString("utf8");
+        let json: unknown;
+        try {
+          json = JSON.parse(text);
+        } catch {
+          json = undefined;
+        }
+        return { kind: "reply", status: out.reply.status, json, text };
+      }
+    }
+  }
+
+  close(): void {
+    this.conn.close();
+  }
+}
+
+/** Runs `body` with a fresh EngineConn on `socketPath` and closes it afterwards, also when `body` throws. */
+export async function withConn<T>(socketPath: string, body: (conn: EngineConn) => Promise<T>): Promise<T> {
+  const conn = new EngineConn(socketPath);
+  try {
+    return await body(conn);
+  } finally {
+    conn.close();
+  }
+}
+
+/** Sends each request in turn; each must be answered (see `must`), whatever the answer. */
+export async function sendAll(conn: EngineConn, requests: readonly (readonly [string, unknown])[]): Promise<void> {
+  for (const [method, body] of requests) await must(conn, method, body);
 }
 
 /** The `[CODE]` at the end of an `Err`, or undefined. */
@@ -553,103 +670,4 @@ export async function ensureStrace(): Promise<string> {
   }
   if (result.code !== 0 || !(await Bun.file(path).exists())) throw new Error(`installing strace failed: ${result.text.slice(-2000)}`);
   return path;
-}
-
-export type Exchange =
-  | { kind: "reply"; reply: HttpReply; ms: number }
-  /** The server closed the connection without a (complete) reply; `received` is what came. */
-  | { kind: "closed"; received: Buffer; ms: number }
-  | { kind: "invalid"; why: string; ms: number }
-  | { kind: "timeout"; ms: number }
-  | { kind: "unsent"; error: string };
-
-/** Raw bytes over one keep-alive connection, replies parsed strictly (see parseReply). */
-export class RawConn {
-  private socket: Socket | undefined;
-  private buffer: Buffer = Buffer.alloc(0);
-  private closed = true;
-  private wake: (() => void) | undefined;
-
-  constructor(readonly socketPath: string) {}
-
-  get isOpen(): boolean {
-    return !this.closed;
-  }
-
-  async exchange(bytes: Uint8Array, options: { head?: boolean; timeoutMs?: number } = {}): Promise<Exchange> {
-    if (this.closed) {
-      try {
-        await this.open();
-      } catch (error) {
-        return { kind: "unsent", error: String(error) };
-      }
-    }
-    const started = performance.now();
-    const deadline = started + (options.timeoutMs ?? 20_000);
-    this.socket!.write(bytes);
-    for (;;) {
-      const parsed = parseReply(this.buffer, { head: options.head, closed: this.closed });
-      const ms = performance.now() - started;
-      if (parsed && "invalid" in parsed) {
-        this.close();
-        return { kind: "invalid", why: parsed.invalid, ms };
-      }
-      if (parsed) {
-        this.buffer = parsed.rest;
-        if (parsed.reply.headers.connection?.toLowerCase() === "close") this.close();
-        return { kind: "reply", reply: parsed.reply, ms };
-      }
-      if (this.closed) {
-        const received = this.buffer;
-        this.buffer = Buffer.alloc(0);
-        return { kind: "closed", received, ms };
-      }
-      if (performance.now() > deadline) {
-        this.close();
-        return { kind: "timeout", ms };
-      }
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, 250);
-        this.wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.wake = undefined;
-    }
-  }
-
-  close(): void {
-    this.socket?.destroy();
-    this.socket = undefined;
-    this.closed = true;
-    this.wake?.();
-  }
-
-  private open(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const socket = connect(this.socketPath);
-      this.buffer = Buffer.alloc(0);
-      socket.once("connect", () => {
-        socket.off("error", reject);
-        // EPIPE/ECONNRESET while we still write a large body: the reply (if any) has
-        // been read already; the close event ends the exchange.
-        socket.on("error", () => {});
-        this.socket = socket;
-        this.closed = false;
-        resolve();
-      });
-      socket.once("error", reject);
-      socket.on("data", (chunk: Buffer) => {
-        if (this.socket !== socket) return;
-        this.buffer = Buffer.concat([this.buffer, chunk]);
-        this.wake?.();
-      });
-      socket.on("close", () => {
-        if (this.socket !== socket) return;
-        this.closed = true;
-        this.wake?.();
-      });
-    });
-  }
 }
