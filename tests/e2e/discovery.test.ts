@@ -8,7 +8,7 @@ import { createServer } from "node:net";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { BINARY } from "./plugin-process.ts";
-import { buildBusyboxImage, createWorkDir, type Engine, ensureEnginePackages, type Namespace, runArgv, startEngine, startNamespace } from "./support/engine.ts";
+import { createWorkDir, type Engine, type Namespace, runArgv, startEngineWithImage } from "./support/engine.ts";
 
 let workDir = "";
 let ns: Namespace;
@@ -79,12 +79,9 @@ async function useVolumeThrough(driver: string): Promise<void> {
 }
 
 beforeAll(async () => {
-  await ensureEnginePackages();
   workDir = await createWorkDir();
   await makeCertificates();
-  ns = await startNamespace(workDir);
-  engine = await startEngine(ns, workDir);
-  await buildBusyboxImage(engine);
+  ({ ns, engine } = await startEngineWithImage(workDir));
 }, 180_000);
 
 afterAll(async () => {

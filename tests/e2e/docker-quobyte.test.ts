@@ -7,7 +7,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { DEFAULT_USER, type FakeQuobyte, startFakeQuobyte } from "../support/fake-quobyte.ts";
 import { type PluginProcess, startPlugin, stopPlugin } from "./plugin-process.ts";
-import { buildBusyboxImage, createWorkDir, type Engine, ensureEnginePackages, type Namespace, startEngine, startNamespace } from "./support/engine.ts";
+import { createWorkDir, type Engine, type Namespace, startEngineWithImage } from "./support/engine.ts";
 
 let workDir = "";
 let ns: Namespace;
@@ -23,7 +23,6 @@ async function docker(...args: string[]): Promise<string> {
 }
 
 beforeAll(async () => {
-  await ensureEnginePackages();
   workDir = await createWorkDir();
   mount = `${workDir}/quobyte-mnt`;
   await mkdir(mount);
@@ -40,9 +39,7 @@ beforeAll(async () => {
     ].join("\n"),
     { mode: 0o600 },
   );
-  ns = await startNamespace(workDir);
-  engine = await startEngine(ns, workDir);
-  await buildBusyboxImage(engine);
+  ({ ns, engine } = await startEngineWithImage(workDir));
   plugin = await startPlugin(
     ["--env-file", `${workDir}/docker-quobyte.env`, "--mount-check", "none", "--name", "qb", "--state-dir", `${workDir}/state`, "--log-level", "debug", "--log-format", "json"],
     `/proc/${ns.pid}/root/run/docker/plugins/qb.sock`,

@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { EngineClient } from "../support/engine-client.ts";
-import { buildBusyboxImage, createWorkDir, type Engine, ensureEnginePackages, type Namespace, startEngine, startNamespace } from "./support/engine.ts";
+import { createWorkDir, type Engine, type Namespace, startEngineWithImage } from "./support/engine.ts";
 import { type PluginProcess, startPlugin, stopPlugin } from "./plugin-process.ts";
 
 let workDir = "";
@@ -56,12 +56,9 @@ function image(): string {
 }
 
 beforeAll(async () => {
-  await ensureEnginePackages();
   workDir = await createWorkDir();
   volumes = `${workDir}/volumes`;
-  ns = await startNamespace(workDir);
-  engine = await startEngine(ns, workDir);
-  await buildBusyboxImage(engine);
+  ({ ns, engine } = await startEngineWithImage(workDir));
   await startOurPlugin();
 }, 180_000);
 

@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { buildBusyboxImage, createWorkDir, type Engine, ensureEnginePackages, type Namespace, runArgv, startEngine, startNamespace } from "./support/engine.ts";
+import { createWorkDir, type Engine, type Namespace, runArgv, startEngineWithImage } from "./support/engine.ts";
 
 const PACKAGER = join(import.meta.dir, "../../scripts/package-plugin.ts");
 const PLUGIN = "dqp-managed:e2e";
@@ -21,11 +21,8 @@ async function docker(...args: string[]): Promise<string> {
 }
 
 beforeAll(async () => {
-  await ensureEnginePackages();
   workDir = await createWorkDir();
-  ns = await startNamespace(workDir);
-  engine = await startEngine(ns, workDir);
-  await buildBusyboxImage(engine);
+  ({ ns, engine } = await startEngineWithImage(workDir));
 }, 180_000);
 
 afterAll(async () => {

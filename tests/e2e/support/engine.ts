@@ -647,3 +647,12 @@ export async function buildBusyboxImage(engine: Engine): Promise<string> {
   if (imported.code !== 0) throw new Error(`docker import failed: ${imported.stderr.trim()}\n${engine.log().slice(-4000)}`);
   return engine.image;
 }
+
+/** What most e2e suites need: a private namespace, a dockerd in it, the busybox image. */
+export async function startEngineWithImage(workDir: string): Promise<{ ns: Namespace; engine: Engine }> {
+  await ensureEnginePackages();
+  const ns = await startNamespace(workDir);
+  const engine = await startEngine(ns, workDir);
+  await buildBusyboxImage(engine);
+  return { ns, engine };
+}
