@@ -23,6 +23,11 @@ export const DEFAULTS = {
   idleTimeoutSeconds: 60,
 } as const;
 
+/** Where the engine looks for a plugin's socket: /run/docker/plugins/<name>.sock. */
+export function defaultSocketPath(driverName: string = DEFAULTS.name): string {
+  return `${DEFAULTS.socketDir}/${driverName}.sock`;
+}
+
 /** A wrong flag or environment value: shown with the command's usage, exit code 2. */
 export class UsageError extends Error {
   override readonly name = "UsageError";
@@ -115,7 +120,7 @@ export function resolveServeConfig(args: ServeArgs, env: Env, use: { api: boolea
     path: absolute("--path", args.path ?? defaultPath),
     stateDir: absolute("--state-dir", args["state-dir"] ?? DEFAULTS.stateDir),
     driverName,
-    socketPath: absolute("--socket", args.socket ?? `${DEFAULTS.socketDir}/${driverName}.sock`),
+    socketPath: absolute("--socket", args.socket ?? defaultSocketPath(driverName)),
     socketGroup: args.group ?? nonEmpty(env.SOCKET_GROUP) ?? "root",
     scope,
     mountCheck: oneOf("--mount-check", args["mount-check"] ?? (backend === "quobyte" ? "quobyte" : "none"), MOUNT_CHECK_MODES),

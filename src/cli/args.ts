@@ -13,6 +13,11 @@ export const commonArgs = {
   },
 } as const satisfies ArgsDef;
 
+/** The driver name, which also names the default socket; serve and status share it. */
+export const nameArg = {
+  name: { type: "string", description: "Driver name: the socket is /run/docker/plugins/<name>.sock", valueHint: "quobyte" },
+} as const satisfies ArgsDef;
+
 /** Where volumes live; shared by serve and mount-all. */
 export const backendArgs = {
   backend: {

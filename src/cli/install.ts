@@ -1,7 +1,7 @@
 import { defineCommand } from "citty";
 import { chmod, copyFile, mkdir, rename } from "node:fs/promises";
 import { dirname, isAbsolute, join } from "node:path";
-import { DEFAULTS, UsageError } from "../config.ts";
+import { DEFAULTS, defaultSocketPath, UsageError } from "../config.ts";
 import { loadEnvironment } from "../env-file.ts";
 import { writeFileAtomic } from "../system/atomic-file.ts";
 import { renderServiceUnit, renderSocketUnit, SERVICE_NAME, SOCKET_NAME } from "../system/systemd-units.ts";
@@ -39,7 +39,7 @@ export default defineCommand({
 
     const unit = renderServiceUnit({ binary: BINARY_PATH, backend, envFile });
     const socketUnit = renderSocketUnit({
-      socketPath: `${DEFAULTS.socketDir}/${DEFAULTS.name}.sock`,
+      socketPath: defaultSocketPath(),
       group: env.SOCKET_GROUP || "root",
     });
     const binaryTarget = join(prefix, BINARY_PATH);

@@ -1,12 +1,12 @@
 import { defineCommand } from "citty";
 import { createLogger } from "../logging.ts";
 import { startService } from "../service.ts";
-import { assertKnownArgs, backendArgs, commonArgs, configFromArgs } from "./args.ts";
+import { assertKnownArgs, backendArgs, commonArgs, configFromArgs, nameArg } from "./args.ts";
 import { waitForShutdownSignal } from "./signals.ts";
 
 const args = {
   ...backendArgs,
-  name: { type: "string", description: "Driver name: the socket is /run/docker/plugins/<name>.sock", valueHint: "quobyte" },
+  ...nameArg,
   socket: { type: "string", description: "Socket path (overrides --name's default path)", valueHint: "PATH" },
   group: { type: "string", description: "Group allowed to use the socket (env SOCKET_GROUP; default root)", valueHint: "GROUP" },
   timeout: { type: "string", description: "Deadline of each volume operation in seconds (default 30)", valueHint: "SECONDS" },

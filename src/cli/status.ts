@@ -1,9 +1,9 @@
 import { defineCommand } from "citty";
-import { DEFAULTS, UsageError } from "../config.ts";
-import { assertKnownArgs } from "./args.ts";
+import { defaultSocketPath, UsageError } from "../config.ts";
+import { assertKnownArgs, nameArg } from "./args.ts";
 
 const args = {
-  name: { type: "string", description: "Driver name: the socket is /run/docker/plugins/<name>.sock", valueHint: "quobyte" },
+  ...nameArg,
   socket: { type: "string", description: "Socket of the running plugin", valueHint: "PATH" },
   json: { type: "boolean", description: "Print JSON for scripts" },
 } as const;
@@ -21,7 +21,7 @@ export default defineCommand({
   async run({ args: parsed, rawArgs }) {
     assertKnownArgs(rawArgs, args, parsed);
     if (parsed.name !== undefined && parsed.socket !== undefined) throw new UsageError("give --name or --socket, not both");
-    const socket = parsed.socket ?? `${DEFAULTS.socketDir}/${parsed.name ?? DEFAULTS.name}.sock`;
+    const socket = parsed.socket ?? defaultSocketPath(parsed.name);
     let response: Response;
     try {
       response = await fetch("http://plugin/status", { unix: socket, signal: AbortSignal.timeout(30_000) });

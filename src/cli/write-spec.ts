@@ -1,6 +1,6 @@
 import { defineCommand } from "citty";
 import { existsSync, mkdirSync } from "node:fs";
-import { DEFAULTS, UsageError } from "../config.ts";
+import { DEFAULTS, defaultSocketPath, UsageError } from "../config.ts";
 import { renderSpec, SpecError, writeSpec } from "../protocol/spec.ts";
 import { assertKnownArgs } from "./args.ts";
 
@@ -30,7 +30,7 @@ export default defineCommand({
       spec = renderSpec({
         name,
         dir: parsed.dir ?? "/etc/docker/plugins",
-        address: parsed.address ?? `unix://${DEFAULTS.socketDir}/${name}.sock`,
+        address: parsed.address ?? `unix://${defaultSocketPath(name)}`,
         tlsCa: parsed["tls-ca"],
         tlsCert: parsed["tls-cert"],
         tlsKey: parsed["tls-key"],

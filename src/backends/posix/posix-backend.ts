@@ -3,34 +3,17 @@ import { join, resolve } from "node:path";
 import { errnoCode, messageOf, PluginError } from "../../core/errors.ts";
 import type { Backend, Scope, StorageHealth, VolumeOptions, VolumeRecord, VolumeSummary } from "../../core/types.ts";
 import type { MountMonitor } from "../../system/mount-health.ts";
-import { hostIdentity, processAlive, syncDirectory } from "../../system/atomic-file.ts";
+import { hostIdentity, syncDirectory } from "../../system/atomic-file.ts";
 import { MetadataStore, requireRealDirectory } from "../metadata-store.ts";
 import { type Ownership, parseOwnership, POSIX_OPTION_NAMES } from "./options.ts";
+import { isInterruptedCreate, type PosixVolumeMeta } from "./volume-meta.ts";
 import { applyOwnership, backendError, ignoreExists, requireVolumeDirectory, storageUnavailable } from "./volume-fs.ts";
-
-/** Another host's "creating" record older than this is a crash, not a Create in flight. */
-const ABANDONED_CREATE_MS = 60 * 60 * 1000;
 
 /** A metadata read on the request path waits at most this long before the index answers. */
 const READ_TIMEOUT_MS = 1000;
 
 /** Our bookkeeping lives in this dotted directory beside the volumes. */
 export const CONTROL_DIR = ".docker-quobyte-plugin";
-
-/** What we store per volume. Shared roots share it, so it never holds secrets. */
-interface PosixVolumeMeta {
-  version: 1;
-  createdAt: string;
-  options: Record<string, string>;
-  /**
-   * "creating" is written before the directory, "removing" before it is moved away: an
-   * interrupted Create or Remove is then known and finished by the next Create or Remove.
-   * A "creating" volume is not a volume yet: Get and List do not show it.
-   */
-  state: "creating" | "ready" | "removing";
-  /** Who is creating it, so that a crashed creator's leftover can be told from one in flight. */
-  creator?: { host: string; pid: number };
-}
 
 export interface PosixBackendOptions {
   /** Directory holding one subdirectory per volume. */
@@ -119,18 +102,14 @@ export class PosixBackend implements Backend {
    */
   private async rollBackInterruptedCreates(): Promise<void> {
     for (const [name, meta] of this.meta.entries()) {
-      if (meta.state !== "creating") continue;
-      const creator = meta.creator;
-      const crashedHere = creator?.host === hostIdentity() && (creator.pid === process.pid || !processAlive(creator.pid));
-      const abandoned = Date.now() - Date.parse(meta.createdAt) > ABANDONED_CREATE_MS;
-      if (!crashedHere && !abandoned) continue;
+      if (!isInterruptedCreate(meta)) continue;
       await rmdir(this.pathOf(name)).catch(() => {});
       await this.meta.delete(name);
     }
   }
 
   /** Deletes what interrupted removals left in the trash. */
-  async emptyTrash(): Promise<void> {
+  private async emptyTrash(): Promise<void> {
     for (const entry of await readdir(this.trashDir)) {
       await rm(join(this.trashDir, entry), { recursive: true, force: true });
     }

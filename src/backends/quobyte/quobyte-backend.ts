@@ -1,14 +1,14 @@
 import { lstat } from "node:fs/promises";
 import { join } from "node:path";
 import { withDeadline } from "../../core/deadline.ts";
-import { errnoCode, messageOf, PluginError } from "../../core/errors.ts";
+import { messageOf, PluginError } from "../../core/errors.ts";
 import type { Backend, StorageHealth, VolumeOptions, VolumeRecord, VolumeSummary } from "../../core/types.ts";
 import type { Logger } from "../../logging.ts";
-import { isExists, type QuobyteApi, type Tenant } from "../../quobyte/api.ts";
-import { QuobyteRpcError } from "../../quobyte/rpc-error.ts";
+import type { QuobyteApi, Tenant } from "../../quobyte/api.ts";
 import type { MountMonitor } from "../../system/mount-health.ts";
 import { MetadataStore } from "../metadata-store.ts";
 import { fixedUserEntry, parseQuobyteOptions, QUOBYTE_OPTION_NAMES, type RemovePolicy } from "./options.ts";
+import { apiError, provisionVolume, waitUntilVisible } from "./provision.ts";
 import { UsageCache } from "./usage-cache.ts";
 
 /** What this host remembers of a volume: Remove, Mount and Get receive only the name. */
@@ -125,45 +125,18 @@ export class QuobyteBackend implements Backend {
     else if (existing) return;
     await this.requireLiveMount(name, { fresh: true });
     const tenant = await this.tenant(spec.tenant ?? this.options.tenant, name);
-    const api = this.options.api;
-
-    let uuid: string;
-    let createdHere = true;
-    try {
-      uuid = await api.createVolume({
-        name,
-        tenantId: tenant.id,
-        rootUserId: spec.user ?? this.options.defaultUser,
-        rootGroupId: spec.group ?? this.options.defaultGroup,
-        configurationName: spec.configurationName ?? this.options.configurationName,
-        accessMode: spec.accessMode,
-      });
-    } catch (error) {
-      if (!isExists(error)) throw apiError(error, name);
-      // Idempotent Create: another host (or an earlier, interrupted Create) made it.
-      const existing = await api.resolveVolume(name, tenant.id).catch((e: unknown) => {
-        throw apiError(e, name);
-      });
-      if (!existing) throw apiError(error, name);
-      uuid = existing;
-      createdHere = false;
-    }
-
-    if (spec.sizeBytes !== undefined) {
-      try {
-        await api.setVolumeQuota(uuid, spec.sizeBytes);
-      } catch (error) {
-        // Never leave a volume without the quota asked for; but only undo our own.
-        if (createdHere) {
-          await api.deleteVolume(uuid).catch((undo: unknown) =>
-            this.options.log.error(`could not delete volume ${name} (${uuid}) after its quota failed: ${messageOf(undo)}`),
-          );
-        }
-        throw apiError(error, name);
-      }
-    }
-
-    await this.waitUntilVisible(name);
+    const uuid = await provisionVolume({
+      api: this.options.api,
+      log: this.options.log,
+      name,
+      tenantId: tenant.id,
+      rootUserId: spec.user ?? this.options.defaultUser,
+      rootGroupId: spec.group ?? this.options.defaultGroup,
+      configurationName: spec.configurationName ?? this.options.configurationName,
+      accessMode: spec.accessMode,
+      sizeBytes: spec.sizeBytes,
+    });
+    await waitUntilVisible(join(this.options.mountPath, name), name, this.options.createWaitMs, this.options.fsTimeoutMs);
     await this.meta.write(name, {
       version: 1,
       uuid,
@@ -174,33 +147,6 @@ export class QuobyteBackend implements Backend {
       ...(spec.fixedUser === undefined ? {} : { fixedUser: spec.fixedUser }),
       ...(spec.fixedGroup === undefined ? {} : { fixedGroup: spec.fixedGroup }),
     });
-  }
-
-  /** A new volume shows up in the client's mount with a delay: poll with backoff. */
-  private async waitUntilVisible(name: string): Promise<void> {
-    const path = join(this.options.mountPath, name);
-    const deadline = Date.now() + this.options.createWaitMs;
-    let pause = 25;
-    for (;;) {
-      try {
-        const info = await withDeadline(lstat(path), this.options.fsTimeoutMs, `checking ${path}`, name);
-        if (info.isDirectory()) return;
-      } catch (error) {
-        if (errnoCode(error) !== "ENOENT") {
-          if (error instanceof PluginError) throw error;
-          throw new PluginError("BACKEND_FAILED", `cannot check ${path}: ${messageOf(error)}`, { volume: name, cause: error });
-        }
-      }
-      if (Date.now() + pause > deadline) {
-        throw new PluginError(
-          "BACKEND_FAILED",
-          `volume ${JSON.stringify(name)} was created but did not appear in ${this.options.mountPath} within ${this.options.createWaitMs} ms; is the mount of the right registry?`,
-          { volume: name },
-        );
-      }
-      await Bun.sleep(pause);
-      pause = Math.min(pause * 2, 1000);
-    }
   }
 
   async remove(name: string): Promise<void> {
@@ -294,13 +240,4 @@ export class QuobyteBackend implements Backend {
   async close(): Promise<void> {
     await this.usage.close();
   }
-}
-
-/** API failures become BACKEND_FAILED (or TIMEOUT) with the API's own words. */
-function apiError(error: unknown, volume?: string): PluginError {
-  if (error instanceof PluginError) return error;
-  if (error instanceof QuobyteRpcError) {
-    return new PluginError(error.failure === "timeout" ? "TIMEOUT" : "BACKEND_FAILED", error.message, { volume, cause: error });
-  }
-  return new PluginError("BACKEND_FAILED", messageOf(error), { volume, cause: error });
 }
