@@ -1,7 +1,8 @@
-// `npm run bench` (= `bun bench/run.ts`): every workload of the benchmark, one line per
+// `npm run bench` (= `bun bench/run.ts`): the comparison with a Go plugin on the engine's
+// own client (bench/versus-go.ts), then every workload of the benchmark, one line per
 // figure (`name value unit [ratio-to-floor]`), and bench/results.json. See bench/README.md.
 //
-//   bun bench/run.ts [--no-engine] [--no-build] [--quick] [--only=startup,hot,crud,list,memory,engine]
+//   bun bench/run.ts [--no-engine] [--no-build] [--quick] [--only=go,startup,hot,crud,list,memory,engine]
 //                    [--binary=PATH] [--results=PATH]
 //
 // --no-build   measure dist/docker-quobyte-plugin as it is (default: `bun run build` first)
@@ -21,12 +22,13 @@ import { cpus, release, totalmem } from "node:os";
 import { join } from "node:path";
 import { callOnce, Connection, engineRequest, isSuccess } from "./client.ts";
 import { engineWorkload } from "./engine.ts";
+import { type TargetLine, versusGo } from "./versus-go.ts";
 import { closedLoop, type LoadResult, mergeRuns, type Script } from "./load.ts";
 import { populate } from "./populate.ts";
 import { BUN, cpuMicros, pluginBinary, procStatusKb, REPO, type Served, serve, setPluginBinary, startFloor, startPlugin, stop, stopAll } from "./procs.ts";
 import { median, percentile, sorted } from "./stats.ts";
 
-const WORKLOADS = ["startup", "hot", "crud", "list", "memory", "engine"] as const;
+const WORKLOADS = ["go", "startup", "hot", "crud", "list", "memory", "engine"] as const;
 type Workload = (typeof WORKLOADS)[number];
 
 const argv = process.argv.slice(2);
@@ -71,6 +73,8 @@ interface Figure {
 }
 
 const figures: Figure[] = [];
+/** The targets against the Go reference (bench/versus-go.ts), measured first. */
+let goTargets: TargetLine[] = [];
 const notes: string[] = [];
 const extra: Record<string, unknown> = {};
 
@@ -208,6 +212,9 @@ async function main(): Promise<void> {
   let plugin: Served | undefined;
   let totalSent = 0;
   try {
+    // ---- against the Go reference on dockerd's own client, the floor as second reference
+    if (wants("go")) goTargets = await versusGo({ quick, tmp }, { figure, say });
+
     // ---- binary size, startup (fresh process each time, nothing else running)
     figure("binary.size", statSync(pluginBinary()).size / 2 ** 20, "MiB");
     let compiledFloor: string | undefined;
@@ -390,7 +397,7 @@ async function main(): Promise<void> {
 
   const wallSeconds = (performance.now() - wallStart) / 1000;
   (results.machine as Record<string, unknown>).loadAverageAtEnd = readFileSync("/proc/loadavg", "utf8").trim();
-  const targets = evaluateTargets();
+  const targets = [...goTargets, ...evaluateTargets()];
   say("# targets");
   for (const t of targets) say(`# ${t.met === undefined ? "n/a" : t.met ? "MET" : "NOT MET"}: ${t.target} (measured ${t.measured})`);
   say(`# wall time ${wallSeconds.toFixed(1)} s`);
@@ -505,11 +512,7 @@ async function listWorkload(tmp: string): Promise<void> {
   extra.createMedianMs = createMedian;
 }
 
-interface Target {
-  target: string;
-  measured: string;
-  met?: boolean;
-}
+type Target = TargetLine;
 
 function evaluateTargets(): Target[] {
   const get = (name: string) => figures.find((f) => f.name === name);
