@@ -3,7 +3,7 @@
 // figure (`name value unit [ratio-to-floor]`), and bench/results.json. See bench/README.md.
 //
 //   bun bench/run.ts [--no-engine] [--no-build] [--quick] [--only=go,startup,hot,crud,list,memory,engine]
-//                    [--binary=PATH] [--results=PATH]
+//                    [--go=hot,crud,activated,list,startup,rss] [--binary=PATH] [--results=PATH]
 //
 // --no-build   measure dist/docker-quobyte-plugin as it is (default: `bun run build` first)
 // --binary     measure another build (e.g. of a change under test); implies --no-build
@@ -22,7 +22,7 @@ import { cpus, release, totalmem } from "node:os";
 import { join } from "node:path";
 import { callOnce, Connection, engineRequest, isSuccess } from "./client.ts";
 import { engineWorkload } from "./engine.ts";
-import { type TargetLine, versusGo } from "./versus-go.ts";
+import { GO_PARTS, type GoPart, type TargetLine, versusGo } from "./versus-go.ts";
 import { closedLoop, type LoadResult, mergeRuns, type Script } from "./load.ts";
 import { populate } from "./populate.ts";
 import { BUN, cpuMicros, pluginBinary, procStatusKb, REPO, type Served, serve, setPluginBinary, startFloor, startPlugin, stop, stopAll } from "./procs.ts";
@@ -33,9 +33,9 @@ type Workload = (typeof WORKLOADS)[number];
 
 const argv = process.argv.slice(2);
 for (const arg of argv) {
-  if (!/^--(no-engine|no-build|quick|only=[a-z,]+|binary=.+|results=.+)$/.test(arg)) {
+  if (!/^--(no-engine|no-build|quick|only=[a-z,]+|go=[a-z,]+|binary=.+|results=.+)$/.test(arg)) {
     process.stderr.write(
-      `unknown argument ${arg}\nusage: bun bench/run.ts [--no-engine] [--no-build] [--quick] [--only=${WORKLOADS.join(",")}] [--binary=PATH] [--results=PATH]\n`,
+      `unknown argument ${arg}\nusage: bun bench/run.ts [--no-engine] [--no-build] [--quick] [--only=${WORKLOADS.join(",")}] [--go=${GO_PARTS.join(",")}] [--binary=PATH] [--results=PATH]\n`,
     );
     process.exit(2);
   }
@@ -46,6 +46,12 @@ const binary = argv.find((arg) => arg.startsWith("--binary="))?.slice(9);
 if (binary) setPluginBinary(binary);
 const resultsPath = argv.find((arg) => arg.startsWith("--results="))?.slice(10) ?? join(import.meta.dir, "results.json");
 const only = argv.find((arg) => arg.startsWith("--only="))?.slice(7).split(",");
+/** Some parts of the comparison with Go only (`--go=hot,list`); default all. */
+const goParts = argv.find((arg) => arg.startsWith("--go="))?.slice(5).split(",") as GoPart[] | undefined;
+if (goParts?.some((part) => !GO_PARTS.includes(part))) {
+  process.stderr.write(`--go takes some of ${GO_PARTS.join(",")}\n`);
+  process.exit(2);
+}
 const isRoot = process.getuid?.() === 0;
 const wants = (workload: Workload): boolean => (only ? only.includes(workload) : true);
 
@@ -213,7 +219,7 @@ async function main(): Promise<void> {
   let totalSent = 0;
   try {
     // ---- against the Go reference on dockerd's own client, the floor as second reference
-    if (wants("go")) goTargets = await versusGo({ quick, tmp }, { figure, say });
+    if (wants("go")) goTargets = await versusGo({ quick, tmp, parts: goParts }, { figure, say });
 
     // ---- binary size, startup (fresh process each time, nothing else running)
     figure("binary.size", statSync(pluginBinary()).size / 2 ** 20, "MiB");

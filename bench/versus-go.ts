@@ -167,7 +167,11 @@ function populateDirs(root: string, count: number): void {
 
 const fmt = (n: number, digits = 2) => n.toFixed(digits);
 
-export async function versusGo(options: { quick: boolean; tmp: string }, out: Reporter): Promise<TargetLine[]> {
+export const GO_PARTS = ["hot", "crud", "activated", "list", "startup", "rss"] as const;
+export type GoPart = (typeof GO_PARTS)[number];
+
+export async function versusGo(options: { quick: boolean; tmp: string; parts?: readonly GoPart[] }, out: Reporter): Promise<TargetLine[]> {
+  const wants = (part: GoPart) => options.parts?.includes(part) ?? true;
   const tools = buildGoTools(out.say);
   const { tmp } = options;
   const rounds = options.quick ? 3 : 6;
@@ -182,99 +186,106 @@ export async function versusGo(options: { quick: boolean; tmp: string }, out: Re
     // The floor must satisfy the engine's client for every call of the hot workload.
     const floorBody = join(tmp, "floor-body.json");
     writeFileSync(floorBody, JSON.stringify({ Mountpoint: "/tmp/floor", Volume: { Name: "hot-0", Mountpoint: "/tmp/floor" } }));
-    const ours = await started(startOurs(tmp, "ours"));
-    const go = await started(startGo(tools, tmp, "go"));
-    const floor = await started(startFloor(join(tmp, "floor.sock"), join(tmp, "floor.log"), floorBody));
+    const ours = wants("hot") || wants("crud") ? await started(startOurs(tmp, "ours")) : undefined;
+    const go = ours ? await started(startGo(tools, tmp, "go")) : undefined;
+    if (ours && go && wants("hot")) {
+      const floor = await started(startFloor(join(tmp, "floor.sock"), join(tmp, "floor.log"), floorBody));
+      const hot = await alternate(tools, tmp, {
+        workload: "hot",
+        rounds,
+        targets: [
+          { name: "ours", served: ours },
+          { name: "go", served: go },
+          { name: "floor", served: floor },
+        ],
+      });
+      const hotGo = compare(hot, "ours", "go");
+      const hotFloor = compare(hot, "ours", "floor");
+      const goFloor = compare(hot, "go", "floor");
+      reportComparison(out, "go.hot", hotGo);
+      out.figure("go.hot.floor.throughput_ratio", hotFloor.throughputRatio, "x", undefined);
+      out.figure("go.hot.go_vs_floor.throughput_ratio", goFloor.throughputRatio, "x", undefined);
+      targets.push({
+        target: "hot (Get, Mount, Get, Unmount; 4 workers) throughput >= 1.1x Go",
+        measured: `${fmt(hotGo.throughputRatio)}x (${fmt(hotGo.ours.rps, 0)} vs ${fmt(hotGo.reference.rps, 0)} calls/s; bare Bun ${fmt(hotFloor.reference.rps, 0)}, ours ${fmt(hotFloor.throughputRatio)}x of it)`,
+        met: hotGo.throughputRatio >= 1.1,
+      });
+      targets.push({
+        target: "hot p99 <= 1.0x Go",
+        measured: `${fmt(hotGo.p99Ratio)}x (${fmt(hotGo.ours.p99Ms, 3)} vs ${fmt(hotGo.reference.p99Ms, 3)} ms)`,
+        met: hotGo.p99Ratio <= 1.0,
+      });
+    }
 
-    const hot = await alternate(tools, tmp, {
-      workload: "hot",
-      rounds,
-      targets: [
-        { name: "ours", served: ours },
-        { name: "go", served: go },
-        { name: "floor", served: floor },
-      ],
-    });
-    const hotGo = compare(hot, "ours", "go");
-    const hotFloor = compare(hot, "ours", "floor");
-    const goFloor = compare(hot, "go", "floor");
-    reportComparison(out, "go.hot", hotGo);
-    out.figure("go.hot.floor.throughput_ratio", hotFloor.throughputRatio, "x", undefined);
-    out.figure("go.hot.go_vs_floor.throughput_ratio", goFloor.throughputRatio, "x", undefined);
-    targets.push({
-      target: "hot (Get, Mount, Get, Unmount; 4 workers) throughput >= 1.1x Go",
-      measured: `${fmt(hotGo.throughputRatio)}x (${fmt(hotGo.ours.rps, 0)} vs ${fmt(hotGo.reference.rps, 0)} calls/s; bare Bun ${fmt(hotFloor.reference.rps, 0)}, ours ${fmt(hotFloor.throughputRatio)}x of it)`,
-      met: hotGo.throughputRatio >= 1.1,
-    });
-    targets.push({
-      target: "hot p99 <= 1.0x Go",
-      measured: `${fmt(hotGo.p99Ratio)}x (${fmt(hotGo.ours.p99Ms, 3)} vs ${fmt(hotGo.reference.p99Ms, 3)} ms)`,
-      met: hotGo.p99Ratio <= 1.0,
-    });
-
-    const crud = await alternate(tools, tmp, {
-      workload: "crud",
-      rounds,
-      targets: [
-        { name: "ours", served: ours },
-        { name: "go", served: go },
-      ],
-    });
-    const crudGo = compare(crud, "ours", "go");
-    reportComparison(out, "go.crud", crudGo);
-    targets.push({
-      target: "crud (Create, Get, Mount, Path, Unmount, Remove; Create/Remove durable) throughput >= 0.6x Go",
-      measured: `${fmt(crudGo.throughputRatio)}x (${fmt(crudGo.ours.rps, 0)} vs ${fmt(crudGo.reference.rps, 0)} calls/s, p99 ${fmt(crudGo.p99Ratio)}x)`,
-      met: crudGo.throughputRatio >= 0.6,
-    });
+    if (ours && go && wants("crud")) {
+      const crud = await alternate(tools, tmp, {
+        workload: "crud",
+        rounds,
+        targets: [
+          { name: "ours", served: ours },
+          { name: "go", served: go },
+        ],
+      });
+      const crudGo = compare(crud, "ours", "go");
+      reportComparison(out, "go.crud", crudGo);
+      targets.push({
+        target: "crud (Create, Get, Mount, Path, Unmount, Remove; Create/Remove durable) throughput >= 0.6x Go",
+        measured: `${fmt(crudGo.throughputRatio)}x (${fmt(crudGo.ours.rps, 0)} vs ${fmt(crudGo.reference.rps, 0)} calls/s, p99 ${fmt(crudGo.p99Ratio)}x)`,
+        met: crudGo.throughputRatio >= 0.6,
+      });
+    }
 
     // Socket activation: the same hot load on ours behind systemd's socket, against ours
     // on its own socket, both fresh.
-    const direct = await started(startOurs(tmp, "direct"));
-    const activated = await started(startOursActivated(tmp, "activated"));
-    const act = await alternate(tools, tmp, {
-      workload: "hot",
-      rounds,
-      targets: [
-        { name: "activated", served: activated },
-        { name: "direct", served: direct },
-      ],
-    });
-    const actDirect = compare(act, "activated", "direct");
-    reportComparison(out, "activated.hot", actDirect);
-    targets.push({
-      target: "socket-activated hot throughput within 10 % of the direct socket (>= 0.9x)",
-      measured: `${fmt(actDirect.throughputRatio)}x (p99 ${fmt(actDirect.p99Ratio)}x, CPU per call ${fmt(actDirect.cpuRatio)}x)`,
-      met: actDirect.throughputRatio >= 0.9,
-    });
-    for (const served of [direct, activated]) await stop(served.proc);
+    if (wants("activated")) {
+      const direct = await started(startOurs(tmp, "direct"));
+      const activated = await started(startOursActivated(tmp, "activated"));
+      const act = await alternate(tools, tmp, {
+        workload: "hot",
+        rounds,
+        targets: [
+          { name: "activated", served: activated },
+          { name: "direct", served: direct },
+        ],
+      });
+      const actDirect = compare(act, "activated", "direct");
+      reportComparison(out, "activated.hot", actDirect);
+      targets.push({
+        target: "socket-activated hot throughput within 10 % of the direct socket (>= 0.9x)",
+        measured: `${fmt(actDirect.throughputRatio)}x (p99 ${fmt(actDirect.p99Ratio)}x, CPU per call ${fmt(actDirect.cpuRatio)}x)`,
+        met: actDirect.throughputRatio >= 0.9,
+      });
+      for (const served of [direct, activated]) await stop(served.proc);
+    }
 
     // List of 10k volumes, each plugin on its own populated root.
-    const oursListRoot = join(tmp, "ours-list", "volumes");
-    mkdirSync(oursListRoot, { recursive: true });
-    populate(oursListRoot, 0, LIST_VOLUMES);
-    const goListRoot = join(tmp, "go-list", "volumes");
-    mkdirSync(goListRoot, { recursive: true });
-    populateDirs(goListRoot, LIST_VOLUMES);
-    const oursList = await started(startOurs(tmp, "ours-list", oursListRoot));
-    const goList = await started(startGo(tools, tmp, "go-list", goListRoot));
-    const list = await alternate(tools, tmp, {
-      workload: "list",
-      rounds,
-      listMin: LIST_VOLUMES,
-      targets: [
-        { name: "ours", served: oursList },
-        { name: "go", served: goList },
-      ],
-    });
-    const listGo = compare(list, "ours", "go");
-    reportComparison(out, "go.list10k", listGo);
-    targets.push({
-      target: "List of 10k volumes throughput >= 1.0x Go",
-      measured: `${fmt(listGo.throughputRatio)}x (${fmt(1000 / listGo.ours.rps * 4, 1)} vs ${fmt(1000 / listGo.reference.rps * 4, 1)} ms per List at 4 workers)`,
-      met: listGo.throughputRatio >= 1.0,
-    });
-    for (const served of [oursList, goList]) await stop(served.proc);
+    if (wants("list")) {
+      const oursListRoot = join(tmp, "ours-list", "volumes");
+      mkdirSync(oursListRoot, { recursive: true });
+      populate(oursListRoot, 0, LIST_VOLUMES);
+      const goListRoot = join(tmp, "go-list", "volumes");
+      mkdirSync(goListRoot, { recursive: true });
+      populateDirs(goListRoot, LIST_VOLUMES);
+      const oursList = await started(startOurs(tmp, "ours-list", oursListRoot));
+      const goList = await started(startGo(tools, tmp, "go-list", goListRoot));
+      const list = await alternate(tools, tmp, {
+        workload: "list",
+        rounds,
+        listMin: LIST_VOLUMES,
+        targets: [
+          { name: "ours", served: oursList },
+          { name: "go", served: goList },
+        ],
+      });
+      const listGo = compare(list, "ours", "go");
+      reportComparison(out, "go.list10k", listGo);
+      targets.push({
+        target: "List of 10k volumes throughput >= 1.0x Go",
+        measured: `${fmt(listGo.throughputRatio)}x (${fmt(1000 / listGo.ours.rps * 4, 1)} vs ${fmt(1000 / listGo.reference.rps * 4, 1)} ms per List at 4 workers)`,
+        met: listGo.throughputRatio >= 1.0,
+      });
+      for (const served of [oursList, goList]) await stop(served.proc);
+    }
 
     // Startup with 1k volumes: exec to the first answered Activate, alternating, each a
     // restart on the same root and state.
@@ -284,46 +295,50 @@ export async function versusGo(options: { quick: boolean; tmp: string }, out: Re
     const goStartRoot = join(tmp, "go-start", "volumes");
     mkdirSync(goStartRoot, { recursive: true });
     populateDirs(goStartRoot, VOLUMES_AT_STARTUP);
-    const oursMs: number[] = [];
-    const goMs: number[] = [];
-    for (let i = 0; i < (options.quick ? 4 : STARTS); i++) {
-      const a = await startOurs(tmp, "ours-start", oursStartRoot);
-      oursMs.push(a.readyMs);
-      await stop(a.proc);
-      const b = await startGo(tools, tmp, "go-start", goStartRoot);
-      goMs.push(b.readyMs);
-      await stop(b.proc);
+    if (wants("startup")) {
+      const oursMs: number[] = [];
+      const goMs: number[] = [];
+      for (let i = 0; i < (options.quick ? 4 : STARTS); i++) {
+        const a = await startOurs(tmp, "ours-start", oursStartRoot);
+        oursMs.push(a.readyMs);
+        await stop(a.proc);
+        const b = await startGo(tools, tmp, "go-start", goStartRoot);
+        goMs.push(b.readyMs);
+        await stop(b.proc);
+      }
+      out.figure("go.startup_1k.median", median(oursMs), "ms", median(goMs));
+      out.figure("go.startup_1k.go.median", median(goMs), "ms");
+      targets.push({
+        target: "startup to first answered Activate with 1k volumes <= 30 ms",
+        measured: `${fmt(median(oursMs), 1)} ms median of ${oursMs.length} (Go ${fmt(median(goMs), 1)} ms)`,
+        met: median(oursMs) <= 30,
+      });
     }
-    out.figure("go.startup_1k.median", median(oursMs), "ms", median(goMs));
-    out.figure("go.startup_1k.go.median", median(goMs), "ms");
-    targets.push({
-      target: "startup to first answered Activate with 1k volumes <= 30 ms",
-      measured: `${fmt(median(oursMs), 1)} ms median of ${oursMs.length} (Go ${fmt(median(goMs), 1)} ms)`,
-      met: median(oursMs) <= 30,
-    });
 
     // Idle RSS after 1,000 requests, same conditions (1k volumes, fresh process).
-    const rss: Record<string, number> = {};
-    for (const [name, start] of [
-      ["ours", () => startOurs(tmp, "ours-start", oursStartRoot)],
-      ["go", () => startGo(tools, tmp, "go-start", goStartRoot)],
-    ] as const) {
-      const served = await start();
-      try {
-        await sendCalls(tools, tmp, served, "hot", RSS_REQUESTS);
-        await Bun.sleep(1000);
-        rss[name] = (procStatusKb(served.pid, "VmRSS") * 1024) / 1e6;
-      } finally {
-        await stop(served.proc);
+    if (wants("rss")) {
+      const rss: Record<string, number> = {};
+      for (const [name, start] of [
+        ["ours", () => startOurs(tmp, "ours-start", oursStartRoot)],
+        ["go", () => startGo(tools, tmp, "go-start", goStartRoot)],
+      ] as const) {
+        const served = await start();
+        try {
+          await sendCalls(tools, tmp, served, "hot", RSS_REQUESTS);
+          await Bun.sleep(1000);
+          rss[name] = (procStatusKb(served.pid, "VmRSS") * 1024) / 1e6;
+        } finally {
+          await stop(served.proc);
+        }
       }
+      out.figure("go.rss_after_1k_requests", rss.ours as number, "MB", rss.go);
+      out.figure("go.rss_after_1k_requests.go", rss.go as number, "MB");
+      targets.push({
+        target: "idle RSS after 1,000 requests with 1k volumes <= 60 MB",
+        measured: `${fmt(rss.ours as number, 1)} MB (Go ${fmt(rss.go as number, 1)} MB)`,
+        met: (rss.ours as number) <= 60,
+      });
     }
-    out.figure("go.rss_after_1k_requests", rss.ours as number, "MB", rss.go);
-    out.figure("go.rss_after_1k_requests.go", rss.go as number, "MB");
-    targets.push({
-      target: "idle RSS after 1,000 requests with 1k volumes <= 60 MB",
-      measured: `${fmt(rss.ours as number, 1)} MB (Go ${fmt(rss.go as number, 1)} MB)`,
-      met: (rss.ours as number) <= 60,
-    });
     return targets;
   } finally {
     for (const served of servers) await stop(served.proc);

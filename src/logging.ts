@@ -1,4 +1,4 @@
-import { type ConsolaInstance, type ConsolaReporter, createConsola, LogLevels, type LogObject } from "consola";
+import { type ConsolaInstance, type ConsolaReporter, createConsola, LogLevels, type LogObject } from "consola/core";
 
 export const LOG_LEVELS = ["silent", "fatal", "error", "warn", "info", "debug", "trace"] as const;
 export type LogLevelName = (typeof LOG_LEVELS)[number];
