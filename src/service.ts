@@ -1,5 +1,6 @@
 import { createBackend } from "./backends/index.ts";
 import type { ServeConfig } from "./config.ts";
+import { withDeadline } from "./core/deadline.ts";
 import { Driver } from "./core/driver.ts";
 import { MountRefs } from "./core/mount-refs.ts";
 import type { Logger } from "./logging.ts";
@@ -23,7 +24,6 @@ export async function startService(config: ServeConfig, log: Logger): Promise<Ru
   if (gid === undefined) throw new Error(`socket group ${JSON.stringify(config.socketGroup)} does not exist`);
 
   const backend = await createBackend(config, log);
-  await backend.init();
   const refs = MountRefs.open({
     stateDir: config.stateDir,
     onQuarantine: (from, to, cause) =>
@@ -31,15 +31,33 @@ export async function startService(config: ServeConfig, log: Logger): Promise<Ru
         error: String(cause),
       }),
   });
+  // The socket opens before the backend has loaded its index (about 20 µs per volume):
+  // the engine's first call, Activate, needs nothing loaded, and every other call waits
+  // for the load, within the operation deadline.
+  let loaded = false;
+  const loading = backend.init().then(() => {
+    loaded = true;
+  });
+  loading.catch(() => {});
+  const pending = () => (loaded ? undefined : withDeadline(loading, config.timeoutMs, "loading the volume index"));
   const driver = new Driver(backend, refs, { timeoutMs: config.timeoutMs, scope: config.scope });
-  const app = createApp(driver, log.withTag("protocol"));
+  const app = createApp(driver, log.withTag("protocol"), pending);
   let listener: Listener;
   try {
     listener = await openListener(config, app.fetch, gid);
   } catch (error) {
+    await loading.catch(() => {});
     refs.close();
     await backend.close();
     if (error instanceof ListenError) throw new UsageError(error.message);
+    throw error;
+  }
+  try {
+    await loading;
+  } catch (error) {
+    await listener.stop();
+    refs.close();
+    await backend.close();
     throw error;
   }
 

@@ -48,8 +48,12 @@ function reply(payload: unknown, status = 200): Response {
   return new Response(JSON.stringify(payload), { status, headers: { "Content-Type": CONTENT_TYPE } });
 }
 
-/** The protocol router: Plugin.Activate plus the VolumeDriver table over one driver. */
-export function createApp(driver: Driver, log: Logger): Hono {
+/**
+ * The protocol router: Plugin.Activate plus the VolumeDriver table over one driver.
+ * `pending` says what a request must wait for while the backend is still loading (undefined
+ * once it is ready); Activate never waits.
+ */
+export function createApp(driver: Driver, log: Logger, pending: () => Promise<void> | undefined = () => undefined): Hono {
   const app = new Hono({ getPath: pathOf });
   const metrics = new Metrics();
   let requestCount = 0;
@@ -66,6 +70,8 @@ export function createApp(driver: Driver, log: Logger): Hono {
       const id = ++requestCount;
       let volume: string | undefined;
       try {
+        const loading = pending();
+        if (loading) await loading;
         const body = parseObject(await readBody(c.req.raw));
         // Shown in logs only; a hostile request may send megabytes of name.
         if (typeof body.Name === "string") volume = body.Name.slice(0, 256);
@@ -87,11 +93,13 @@ export function createApp(driver: Driver, log: Logger): Hono {
 
   // Read-only operator endpoints on the same socket; the engine only ever POSTs.
   app.get("/health", async () => {
+    await pending();
     const storage = await driver.health();
     const body = { status: storage.state === "live" ? "ok" : "degraded", backend: driver.backend.kind, scope: driver.scope, storage };
     return reply(body, storage.state === "live" ? 200 : 503);
   });
   app.get("/metrics", async () => {
+    await pending();
     const [volumes, storage] = await Promise.all([driver.list().catch(() => []), driver.health()]);
     let activeMounts = 0;
     for (const count of driver.mounts().values()) activeMounts += count;
@@ -99,6 +107,7 @@ export function createApp(driver: Driver, log: Logger): Hono {
     return new Response(text, { headers: { "Content-Type": "text/plain; version=0.0.4" } });
   });
   app.get("/status", async () => {
+    await pending();
     const [storage, volumes] = await Promise.all([driver.health(), driver.report()]);
     return reply({ backend: driver.backend.kind, scope: driver.scope, storage, volumes });
   });
