@@ -1,5 +1,6 @@
 import { Hono } from "hono";
 import type { Driver } from "../core/driver.ts";
+import type { VolumeSummary } from "../core/types.ts";
 import { PluginError } from "../core/errors.ts";
 import type { Logger } from "../logging.ts";
 import { parseObject, readBody } from "./body.ts";
@@ -8,6 +9,26 @@ import { Metrics } from "./metrics.ts";
 import { ACTIVATE_REPLY, CONTENT_TYPE, mountIdOf, nameOf, toWireSummary, toWireVolume } from "./schema.ts";
 
 type Body = Record<string, unknown>;
+
+/** A reply body already encoded as JSON text. */
+class EncodedJson {
+  constructor(readonly text: string) {}
+}
+
+/**
+ * List replies by the driver's array: a backend hands out the same array while its
+ * volumes are unchanged, and 10,000 volumes take milliseconds to encode.
+ */
+const encodedLists = new WeakMap<readonly VolumeSummary[], EncodedJson>();
+
+function encodeList(volumes: readonly VolumeSummary[]): EncodedJson {
+  let encoded = encodedLists.get(volumes);
+  if (!encoded) {
+    encoded = new EncodedJson(JSON.stringify({ Volumes: volumes.map(toWireSummary) }));
+    encodedLists.set(volumes, encoded);
+  }
+  return encoded;
+}
 type Endpoint = (driver: Driver, body: Body) => Promise<unknown>;
 
 /** The eight VolumeDriver methods: decode the body, call the driver, encode the reply. */
@@ -27,7 +48,7 @@ const ENDPOINTS: Record<string, Endpoint> = {
   },
   "VolumeDriver.Path": async (driver, body) => ({ Mountpoint: await driver.path(nameOf(body)) }),
   "VolumeDriver.Get": async (driver, body) => ({ Volume: toWireVolume(await driver.get(nameOf(body))) }),
-  "VolumeDriver.List": async (driver) => ({ Volumes: (await driver.list()).map(toWireSummary) }),
+  "VolumeDriver.List": async (driver) => encodeList(await driver.list()),
   "VolumeDriver.Capabilities": async (driver) => ({ Capabilities: { Scope: driver.capabilities().scope } }),
 };
 
@@ -45,7 +66,8 @@ function pathOf(request: Request): string {
 }
 
 function reply(payload: unknown, status = 200): Response {
-  return new Response(JSON.stringify(payload), { status, headers: { "Content-Type": CONTENT_TYPE } });
+  const text = payload instanceof EncodedJson ? payload.text : JSON.stringify(payload);
+  return new Response(text, { status, headers: { "Content-Type": CONTENT_TYPE } });
 }
 
 /**

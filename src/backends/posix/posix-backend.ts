@@ -41,6 +41,7 @@ export class PosixBackend implements Backend {
   private root = "";
   private meta!: MetadataStore<PosixVolumeMeta>;
   private trashDir = "";
+  private listed: { generation: number; volumes: VolumeSummary[] } | undefined;
   private trashSweep: Promise<void> = Promise.resolve();
   private readonly indexRefreshMs: number;
   private readonly monitor: MountMonitor | undefined;
@@ -54,6 +55,7 @@ export class PosixBackend implements Backend {
 
   private setRoot(root: string): void {
     this.root = root;
+    this.listed = undefined;
     // With --scope global every host sharing the root writes here: read through to disk.
     // A local root has one writer, this process, and its index is the truth.
     this.meta = new MetadataStore(join(root, CONTROL_DIR, "volumes"), {
@@ -236,10 +238,17 @@ export class PosixBackend implements Backend {
     return { name, mountpoint: this.pathOf(name), createdAt: meta.createdAt, status };
   }
 
+  /**
+   * The same frozen array while the index is unchanged: `docker volume ls` and monitors
+   * poll List, and the protocol layer encodes an unchanged array only once.
+   */
   async list(): Promise<VolumeSummary[]> {
+    const entries = this.meta.entries();
+    if (this.listed?.generation === this.meta.generation) return this.listed.volumes;
     const out: VolumeSummary[] = [];
-    for (const [name, meta] of this.meta.entries()) if (meta.state !== "creating") out.push({ name, mountpoint: this.pathOf(name) });
-    return out;
+    for (const [name, meta] of entries) if (meta.state !== "creating") out.push(Object.freeze({ name, mountpoint: this.pathOf(name) }));
+    this.listed = { generation: this.meta.generation, volumes: Object.freeze(out) as VolumeSummary[] };
+    return this.listed.volumes;
   }
 
   async prepareMount(name: string): Promise<string> {
