@@ -6,7 +6,9 @@ import { MountRefs } from "./core/mount-refs.ts";
 import type { Logger } from "./logging.ts";
 import { createApp } from "./protocol/app.ts";
 import { type Listener, openListener } from "./protocol/open-listener.ts";
+import { inheritedListenFd } from "./protocol/activation.ts";
 import { ListenError } from "./protocol/tcp-listener.ts";
+import { socketIsLive } from "./protocol/unix-listener.ts";
 import { resolveAccountId } from "./system/accounts.ts";
 import { UsageError } from "./config.ts";
 
@@ -23,6 +25,11 @@ export async function startService(config: ServeConfig, log: Logger): Promise<Ru
   const gid = await resolveAccountId("group", config.socketGroup);
   if (gid === undefined) throw new Error(`socket group ${JSON.stringify(config.socketGroup)} does not exist`);
 
+  // A second plugin on the same socket would otherwise wait 5 s for the state database
+  // the first one holds before failing on it: name the real problem at once.
+  if (!config.listen && inheritedListenFd(process.env) === undefined && (await socketIsLive(config.socketPath))) {
+    throw new Error(`another process is already serving on ${config.socketPath}`);
+  }
   const backend = await createBackend(config, log);
   const refs = MountRefs.open({
     stateDir: config.stateDir,
