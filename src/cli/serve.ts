@@ -34,6 +34,9 @@ export default defineCommand({
     assertKnownArgs(rawArgs, args, parsed);
     const config = configFromArgs(parsed);
     const log = createLogger({ level: config.logLevel, format: config.logFormat });
+    // Listening for the signal first: the socket answers while the backend still loads,
+    // and a stop requested then must still remove it.
+    const stopRequested = waitForShutdownSignal();
     const service = await startService(config, log);
     log.info(`serving driver ${JSON.stringify(config.driverName)} on ${service.address}`, {
       backend: config.backend,
@@ -43,7 +46,7 @@ export default defineCommand({
       scope: service.driver.scope,
       stateDir: config.stateDir,
     });
-    const signal = await waitForShutdownSignal();
+    const signal = await stopRequested;
     log.info(`received ${signal}; stopping`);
     await service.stop();
     log.info(config.listen ? "stopped" : "stopped; socket removed");
