@@ -5,6 +5,7 @@ export type LogLevelName = (typeof LOG_LEVELS)[number];
 export const LOG_FORMATS = ["pretty", "json"] as const;
 export type LogFormat = (typeof LOG_FORMATS)[number];
 export type Logger = ConsolaInstance;
+export { LogLevels };
 
 /** Where log lines go; stdout stays free for command output such as `status --json`. */
 export interface LogSink {

@@ -2,7 +2,7 @@ import { Hono } from "hono";
 import type { Driver } from "../core/driver.ts";
 import type { VolumeSummary } from "../core/types.ts";
 import { PluginError } from "../core/errors.ts";
-import type { Logger } from "../logging.ts";
+import { LogLevels, type Logger } from "../logging.ts";
 import { parseObject, readBody } from "./body.ts";
 import { errorReply } from "./error-reply.ts";
 import { Metrics } from "./metrics.ts";
@@ -65,9 +65,17 @@ function pathOf(request: Request): string {
   return query < 0 ? url.slice(start) : url.slice(start, query);
 }
 
+const HEADERS = { "Content-Type": CONTENT_TYPE };
+const OK = { status: 200, headers: HEADERS };
+
 function reply(payload: unknown, status = 200): Response {
   const text = payload instanceof EncodedJson ? payload.text : JSON.stringify(payload);
-  return new Response(text, { status, headers: { "Content-Type": CONTENT_TYPE } });
+  return new Response(text, status === 200 ? OK : { status, headers: HEADERS });
+}
+
+/** The request's volume name for logs; a hostile request may send megabytes of name. */
+function nameForLog(body: Body | undefined): string | undefined {
+  return typeof body?.Name === "string" ? body.Name.slice(0, 256) : undefined;
 }
 
 /**
@@ -90,25 +98,24 @@ export function createApp(driver: Driver, log: Logger, pending: () => Promise<vo
     app.post(`/${method}`, async (c) => {
       const started = performance.now();
       const id = ++requestCount;
-      let volume: string | undefined;
+      let body: Body | undefined;
       try {
         const loading = pending();
         if (loading) await loading;
-        const body = parseObject(await readBody(c.req.raw));
-        // Shown in logs only; a hostile request may send megabytes of name.
-        if (typeof body.Name === "string") volume = body.Name.slice(0, 256);
+        body = parseObject(await readBody(c.req.raw));
         const payload = await call(driver, body);
         const ms = elapsed(started);
         metrics.observe(method, ms / 1000);
-        log.debug("request", { id, endpoint: method, volume, ms, outcome: "ok" });
+        // The record is only built when it is written: this is every request's path.
+        if (log.level >= LogLevels.debug) log.debug("request", { id, endpoint: method, volume: nameForLog(body), ms, outcome: "ok" });
         return reply(payload);
       } catch (thrown) {
-        const { status, body, error } = errorReply(thrown);
-        const fields = { id, endpoint: method, volume: error.volume ?? volume, code: error.code, ms: elapsed(started), outcome: "error" };
+        const { status, body: errorBody, error } = errorReply(thrown);
+        const fields = { id, endpoint: method, volume: error.volume ?? nameForLog(body), code: error.code, ms: elapsed(started), outcome: "error" };
         metrics.observe(method, fields.ms / 1000, error.code);
         if (error.code === "INTERNAL") log.error("request failed", { ...fields, error: String(thrown) });
         else log.warn(`request failed: ${error.message}`, fields);
-        return reply(body, status);
+        return reply(errorBody, status);
       }
     });
   }
