@@ -4,10 +4,18 @@ import { errnoCode, messageOf, PluginError } from "../../core/errors.ts";
 import type { Backend, Scope, StorageHealth, VolumeOptions, VolumeRecord, VolumeSummary } from "../../core/types.ts";
 import type { MountMonitor } from "../../system/mount-health.ts";
 import { hostIdentity, syncDirectory } from "../../system/atomic-file.ts";
+import { isLocalTree } from "../../system/mountinfo.ts";
 import { MetadataStore, requireRealDirectory } from "../metadata-store.ts";
 import { type Ownership, parseOwnership, POSIX_OPTION_NAMES } from "./options.ts";
 import { isInterruptedCreate, type PosixVolumeMeta } from "./volume-meta.ts";
-import { applyOwnership, backendError, ignoreExists, requireVolumeDirectory, storageUnavailable } from "./volume-fs.ts";
+import {
+  applyOwnership,
+  backendError,
+  ignoreExists,
+  requireVolumeDirectory,
+  requireVolumeDirectorySync,
+  storageUnavailable,
+} from "./volume-fs.ts";
 
 /** A metadata read on the request path waits at most this long before the index answers. */
 const READ_TIMEOUT_MS = 1000;
@@ -42,6 +50,8 @@ export class PosixBackend implements Backend {
   private meta!: MetadataStore<PosixVolumeMeta>;
   private trashDir = "";
   private listed: { generation: number; volumes: VolumeSummary[] } | undefined;
+  /** The root and every mount below it were local filesystems at start (see checkLocal). */
+  private localTree = false;
   private trashSweep: Promise<void> = Promise.resolve();
   private readonly indexRefreshMs: number;
   private readonly monitor: MountMonitor | undefined;
@@ -79,6 +89,7 @@ export class PosixBackend implements Backend {
       // Hand the engine canonical paths, whatever symlinks lead to the root.
       this.setRoot(await realpath(this.root));
       await requireRealDirectory(this.root);
+      this.localTree = await isLocalTree(this.root);
       await mkdir(join(this.root, CONTROL_DIR), { mode: 0o755 }).catch(ignoreExists);
       await requireRealDirectory(join(this.root, CONTROL_DIR));
       await this.meta.init();
@@ -266,8 +277,9 @@ export class PosixBackend implements Backend {
     return this.pathOf(name);
   }
 
-  private requireVolumeDirectory(name: string): Promise<void> {
-    return requireVolumeDirectory(this.pathOf(name), name);
+  private async requireVolumeDirectory(name: string): Promise<void> {
+    if (this.localTree) requireVolumeDirectorySync(this.pathOf(name), name);
+    else await requireVolumeDirectory(this.pathOf(name), name);
   }
 
   async health(): Promise<StorageHealth> {
