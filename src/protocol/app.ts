@@ -6,6 +6,7 @@ import { LogLevels, type Logger } from "../logging.ts";
 import { parseObject, readBody } from "./body.ts";
 import { errorReply } from "./error-reply.ts";
 import { Metrics } from "./metrics.ts";
+import { runtimeStats } from "./runtime-stats.ts";
 import { ACTIVATE_REPLY, CONTENT_TYPE, mountIdOf, nameOf, toWireSummary, toWireVolume } from "./schema.ts";
 
 type Body = Record<string, unknown>;
@@ -140,6 +141,8 @@ export function createApp(driver: Driver, log: Logger, pending: () => Promise<vo
     const [storage, volumes] = await Promise.all([driver.health(), driver.report()]);
     return reply({ backend: driver.backend.kind, scope: driver.scope, storage, volumes });
   });
+
+  app.get("/debug/runtime", () => reply(runtimeStats()));
 
   app.notFound((c) => {
     const { status, body } = errorReply(
