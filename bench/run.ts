@@ -3,11 +3,12 @@
 // figure (`name value unit [ratio-to-floor]`), and bench/results.json. See bench/README.md.
 //
 //   bun bench/run.ts [--no-engine] [--no-build] [--quick] [--only=go,startup,hot,crud,list,memory,engine]
-//                    [--go=hot,crud,activated,list,startup,rss] [--binary=PATH] [--results=PATH]
+//                    [--go=hot,crud,activated,list,startup,rss] [--soak[=MINUTES]] [--binary=PATH] [--results=PATH]
 //
 // --no-build   measure dist/docker-quobyte-plugin as it is (default: `bun run build` first)
 // --binary     measure another build (e.g. of a change under test); implies --no-build
 // --quick      shorter windows and sizes (a smoke run; figures are not comparable)
+// --soak       only the soak run (default 10 minutes): flat CPU per call, no growth (bench/soak.ts)
 //
 // ratio-to-floor = the plugin's figure / the floor's figure for the same workload and
 // metric. The floor is a bare Bun.serve on a Unix socket answering a constant body, run
@@ -22,6 +23,7 @@ import { cpus, release, totalmem } from "node:os";
 import { join } from "node:path";
 import { callOnce, Connection, engineRequest, isSuccess } from "./client.ts";
 import { engineWorkload } from "./engine.ts";
+import { soak } from "./soak.ts";
 import { GO_PARTS, type GoPart, type TargetLine, versusGo } from "./versus-go.ts";
 import { closedLoop, type LoadResult, mergeRuns, type Script } from "./load.ts";
 import { populate } from "./populate.ts";
@@ -33,9 +35,9 @@ type Workload = (typeof WORKLOADS)[number];
 
 const argv = process.argv.slice(2);
 for (const arg of argv) {
-  if (!/^--(no-engine|no-build|quick|only=[a-z,]+|go=[a-z,]+|binary=.+|results=.+)$/.test(arg)) {
+  if (!/^--(no-engine|no-build|quick|soak(=\d+(\.\d+)?)?|only=[a-z,]+|go=[a-z,]+|binary=.+|results=.+)$/.test(arg)) {
     process.stderr.write(
-      `unknown argument ${arg}\nusage: bun bench/run.ts [--no-engine] [--no-build] [--quick] [--only=${WORKLOADS.join(",")}] [--go=${GO_PARTS.join(",")}] [--binary=PATH] [--results=PATH]\n`,
+      `unknown argument ${arg}\nusage: bun bench/run.ts [--no-engine] [--no-build] [--quick] [--only=${WORKLOADS.join(",")}] [--go=${GO_PARTS.join(",")}] [--soak[=MINUTES]] [--binary=PATH] [--results=PATH]\n`,
     );
     process.exit(2);
   }
@@ -52,8 +54,11 @@ if (goParts?.some((part) => !GO_PARTS.includes(part))) {
   process.stderr.write(`--go takes some of ${GO_PARTS.join(",")}\n`);
   process.exit(2);
 }
+/** `--soak[=10]`: only the soak run, this many minutes (bench/soak.ts). */
+const soakArg = argv.find((arg) => arg === "--soak" || arg.startsWith("--soak="));
+const soakMinutes = soakArg === undefined ? undefined : soakArg === "--soak" ? 10 : Number(soakArg.slice(7));
 const isRoot = process.getuid?.() === 0;
-const wants = (workload: Workload): boolean => (only ? only.includes(workload) : true);
+const wants = (workload: Workload): boolean => soakMinutes === undefined && (only ? only.includes(workload) : true);
 
 /**
  * Throughput runs alternate plugin and floor in ROUNDS rounds of WINDOW ms each (after
@@ -218,6 +223,7 @@ async function main(): Promise<void> {
   let plugin: Served | undefined;
   let totalSent = 0;
   try {
+    if (soakMinutes !== undefined) goTargets = await soak(soakMinutes, tmp, { figure, say });
     // ---- against the Go reference on dockerd's own client, the floor as second reference
     if (wants("go")) goTargets = await versusGo({ quick, tmp, parts: goParts }, { figure, say });
 
