@@ -26,7 +26,7 @@ async function main(rawArgs: string[]): Promise<number> {
     return 0;
   } catch (error) {
     if (error instanceof UsageError) {
-      process.stderr.write(`error: ${error.message}\nrun \`docker-quobyte-plugin ${subName} --help\` for usage\n`);
+      process.stderr.write(`error: ${error.message} (see docker-quobyte-plugin ${subName} --help)\n`);
       return 2;
     }
     process.stderr.write(`error: ${messageOf(error)}\n`);
