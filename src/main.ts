@@ -22,8 +22,10 @@ async function main(rawArgs: string[]): Promise<number> {
     return 2;
   }
   try {
-    await runCommand(rootCommand as CommandDef, { rawArgs });
-    return 0;
+    // The subcommand directly: citty's root drops a subcommand's return value.
+    const { result } = await runCommand(sub, { rawArgs: rawArgs.slice(rawArgs.indexOf(subName) + 1) });
+    // A command may choose its exit code (status: 1 degraded, 2 unreachable).
+    return typeof result === "number" ? result : 0;
   } catch (error) {
     if (error instanceof UsageError) {
       process.stderr.write(`error: ${error.message} (see docker-quobyte-plugin ${subName} --help)\n`);
