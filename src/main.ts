@@ -1,7 +1,14 @@
-import { type CommandDef, runCommand, showUsage } from "citty";
+import { type CommandDef, runCommand } from "citty";
 import { rootCommand } from "./cli/index.ts";
 import { UsageError } from "./config.ts";
 import { messageOf } from "./core/errors.ts";
+import { renderUsage, usageStyle } from "./cli/usage.ts";
+
+/** citty's own help runs to 240 columns and colours pipes; ours wraps and stays plain. */
+function showUsage(cmd: CommandDef, parent?: CommandDef): void {
+  const parentName = parent ? ((parent.meta ?? {}) as { name?: string }).name : undefined;
+  process.stdout.write(renderUsage(cmd, usageStyle(process.stdout, process.env), parentName));
+}
 
 /** The only place that reads argv and exits: 0 ok, 1 runtime failure, 2 bad usage. */
 async function main(rawArgs: string[]): Promise<number> {
@@ -9,7 +16,8 @@ async function main(rawArgs: string[]): Promise<number> {
   const subCommands = (rootCommand.subCommands ?? {}) as Record<string, CommandDef>;
   const sub = subName === undefined ? undefined : subCommands[subName];
   if (rawArgs.includes("--help") || rawArgs.includes("-h")) {
-    await (sub ? showUsage(sub, rootCommand as CommandDef) : showUsage(rootCommand as CommandDef));
+    if (sub) showUsage(sub, rootCommand as CommandDef);
+    else showUsage(rootCommand as CommandDef);
     return 0;
   }
   if (rawArgs.length === 1 && (rawArgs[0] === "--version" || rawArgs[0] === "-v")) {
@@ -17,7 +25,7 @@ async function main(rawArgs: string[]): Promise<number> {
     return 0;
   }
   if (subName === undefined || !sub) {
-    await showUsage(rootCommand as CommandDef);
+    showUsage(rootCommand as CommandDef);
     process.stderr.write(subName === undefined ? "no command given\n" : `unknown command ${subName}\n`);
     return 2;
   }
