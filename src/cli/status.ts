@@ -52,7 +52,7 @@ export default defineCommand({
     try {
       response = await fetch(target.url, { ...target.init, signal: AbortSignal.timeout(30_000) });
     } catch (error) {
-      process.stderr.write(`error: ${unreachable(target.shown, error, parsed.url === undefined)}\n`);
+      process.stderr.write(`error: ${unreachable(target.shown, error, parsed.url === undefined ? "socket" : new URL(target.url).protocol)}\n`);
       return STATUS_EXIT.unreachable;
     }
     if (!response.ok) {
@@ -99,7 +99,8 @@ function targetOf(parsed: { name?: string; socket?: string; url?: string; "tls-c
 }
 
 /** The runtime's fetch texts ("Was there a typo in the url or port?") as what to do. */
-function unreachable(where: string, error: unknown, isSocket: boolean): string {
+function unreachable(where: string, error: unknown, via: "socket" | string): string {
+  const isSocket = via === "socket";
   const code = errnoCode(error);
   const name = error instanceof Error ? error.name : "";
   const start = "start it with `systemctl start docker-quobyte-plugin.socket docker-quobyte-plugin.service` or `docker-quobyte-plugin serve`";
@@ -108,8 +109,9 @@ function unreachable(where: string, error: unknown, isSocket: boolean): string {
   if (isSocket && code === "ECONNREFUSED") return `nothing answers on ${where} (a socket left by a plugin that died); ${start}`;
   if (code === "EACCES" || code === "EPERM") return `permission denied on ${where}: run status as root or as a member of the socket's group (--group)`;
   if (code === "ECONNREFUSED") return `nothing listens at ${where}; ${start} with --listen`;
-  if (/certificate|handshake|TLS|SSL|UNABLE_TO|SELF_SIGNED|DEPTH_ZERO/i.test(`${code ?? ""} ${name}`)) {
-    return `TLS with ${where} failed (${code}): give --tls-ca with the CA of the plugin's certificate, and --tls-cert/--tls-key signed by the CA the plugin trusts`;
+  // A plugin with --tls-ca ends the handshake (EPROTO) or the connection (ECONNRESET) of a client it does not trust.
+  if (via === "https:" && (code === "EPROTO" || code === "ECONNRESET" || /CERT|SELF_SIGNED|UNABLE_TO|DEPTH_ZERO/.test(code ?? ""))) {
+    return `the TLS handshake with ${where} failed (${code}): give --tls-ca with the CA of the plugin's certificate, and --tls-cert/--tls-key of a client certificate signed by the plugin's --tls-ca`;
   }
   return `cannot reach the plugin at ${where} (${code ?? name}); ${start}`;
 }
