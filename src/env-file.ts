@@ -182,7 +182,7 @@ export function describeFileError(what: string, error: unknown): string {
     case "EPERM":
       return `the ${what} is not readable by this user (run as root or fix its permissions)`;
     case "EISDIR":
-      return `is a directory, not a ${what}`;
+      return "is a directory; name a file";
     default:
       return `the ${what} cannot be read (${code || "unknown error"})`;
   }

@@ -23,7 +23,9 @@ export interface RunningService {
 /** Wires backend, state, driver, router and socket: everything `serve` runs. */
 export async function startService(config: ServeConfig, log: Logger): Promise<RunningService> {
   const gid = await resolveAccountId("group", config.socketGroup);
-  if (gid === undefined) throw new Error(`socket group ${JSON.stringify(config.socketGroup)} does not exist`);
+  if (gid === undefined) {
+    throw new UsageError(`--group ${config.socketGroup} (or SOCKET_GROUP) does not exist on this host; create it (groupadd ${config.socketGroup}) or name another`);
+  }
 
   const backend = await createBackend(config, log);
   await backend.init();
