@@ -18,12 +18,13 @@ export function requireDirectoryOrAbsent(flag: string, path: string): void {
 
 /**
  * Certificates and keys are checked where the flag is known: OpenSSL's own message for a
- * non-PEM file (NO_START_LINE) names neither the file nor the flag.
+ * non-PEM file (NO_START_LINE) names neither the file nor the flag. Returns the text.
  */
-export function requirePemFile(flag: string, path: string, kind: "certificate" | "private key"): void {
+export function requirePemFile(flag: string, path: string, kind: "certificate" | "private key"): string {
   const text = readTextFile(`${kind} file`, path, flag);
   const label = kind === "certificate" ? /-----BEGIN CERTIFICATE-----/ : /-----BEGIN [A-Z ]*PRIVATE KEY-----/;
   if (!label.test(text)) {
     throw new UsageError(`${flag} ${path} is not a PEM ${kind} (no "-----BEGIN ${kind === "certificate" ? "CERTIFICATE" : "PRIVATE KEY"}-----" line); convert it with openssl, e.g. \`openssl x509 -inform der -in FILE -out FILE.pem\``);
   }
+  return text;
 }

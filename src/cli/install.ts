@@ -48,7 +48,6 @@ export default defineCommand({
       const value = parsed[flag];
       if (value !== undefined && !isAbsolute(value)) throw new UsageError(`--${flag} ${value} must be an absolute path, such as ${join(process.cwd(), value)}`);
     }
-    // serve's flags the unit carries: the storage, the socket and the state, as tested by hand.
     // The same checks as serve, on the same inputs: a unit that cannot start is never written.
     const { env, envFile } = loadEnvironment({ envFile: givenEnvFile }, process.env);
     const config = resolveServeConfig(parsed, env, { api: false, envFile });
@@ -58,6 +57,7 @@ export default defineCommand({
       throw new UsageError(`--group ${config.socketGroup} does not exist on this host; create it (groupadd ${config.socketGroup}) or name another`);
     }
 
+    // serve's flags the unit carries: the storage, the socket and the state, as tested by hand.
     const passed: Record<string, string | undefined> = {
       "--env-file": envFile,
       "--path": parsed.path === undefined ? undefined : config.path,

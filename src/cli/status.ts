@@ -2,7 +2,6 @@ import { defineCommand } from "citty";
 import { defaultSocketPath, UsageError } from "../config.ts";
 import { errnoCode } from "../core/errors.ts";
 import type { DependencyHealth } from "../core/health.ts";
-import { readTextFile } from "../env-file.ts";
 import { assertKnownArgs, nameArg } from "./args.ts";
 import { requirePemFile } from "./file-checks.ts";
 
@@ -85,15 +84,10 @@ function targetOf(parsed: { name?: string; socket?: string; url?: string; "tls-c
   if (url.protocol === "http:" && tlsFiles.some((file) => file !== undefined)) throw new UsageError("TLS files need an https:// --url");
   if ((parsed["tls-cert"] === undefined) !== (parsed["tls-key"] === undefined)) throw new UsageError("--tls-cert and --tls-key go together");
   const tls: { ca?: string; cert?: string; key?: string } = {};
-  if (parsed["tls-ca"] !== undefined) {
-    requirePemFile("--tls-ca", parsed["tls-ca"], "certificate");
-    tls.ca = readTextFile("certificate file", parsed["tls-ca"], "--tls-ca");
-  }
+  if (parsed["tls-ca"] !== undefined) tls.ca = requirePemFile("--tls-ca", parsed["tls-ca"], "certificate");
   if (parsed["tls-cert"] !== undefined && parsed["tls-key"] !== undefined) {
-    requirePemFile("--tls-cert", parsed["tls-cert"], "certificate");
-    requirePemFile("--tls-key", parsed["tls-key"], "private key");
-    tls.cert = readTextFile("certificate file", parsed["tls-cert"], "--tls-cert");
-    tls.key = readTextFile("private key file", parsed["tls-key"], "--tls-key");
+    tls.cert = requirePemFile("--tls-cert", parsed["tls-cert"], "certificate");
+    tls.key = requirePemFile("--tls-key", parsed["tls-key"], "private key");
   }
   return { url: new URL("/status", url).toString(), shown: url.origin, init: url.protocol === "https:" ? { tls } : {} };
 }
