@@ -4,6 +4,7 @@ import { withDeadline } from "./core/deadline.ts";
 import { Driver } from "./core/driver.ts";
 import { MountRefs } from "./core/mount-refs.ts";
 import type { Logger } from "./logging.ts";
+import { backendDependencies, HealthTracker } from "./core/health.ts";
 import { createApp } from "./protocol/app.ts";
 import { type Listener, openListener } from "./protocol/open-listener.ts";
 import { inheritedListenFd } from "./protocol/activation.ts";
@@ -14,6 +15,8 @@ import { UsageError } from "./config.ts";
 
 export interface RunningService {
   readonly driver: Driver;
+  /** Probes the dependencies for /health and logs their failures; started by the caller. */
+  readonly health: HealthTracker;
   /** Where the plugin answers: the socket path, or https://HOST:PORT / tcp://HOST:PORT. */
   readonly address: string;
   /** Stops serving, removes the socket, releases the state database. Idempotent. */
@@ -23,7 +26,9 @@ export interface RunningService {
 /** Wires backend, state, driver, router and socket: everything `serve` runs. */
 export async function startService(config: ServeConfig, log: Logger): Promise<RunningService> {
   const gid = await resolveAccountId("group", config.socketGroup);
-  if (gid === undefined) throw new Error(`socket group ${JSON.stringify(config.socketGroup)} does not exist`);
+  if (gid === undefined) {
+    throw new UsageError(`--group ${config.socketGroup} (or SOCKET_GROUP) does not exist on this host; create it (groupadd ${config.socketGroup}) or name another`);
+  }
 
   // A second plugin on the same socket would otherwise wait 5 s for the state database
   // the first one holds before failing on it: name the real problem at once.
@@ -48,12 +53,17 @@ export async function startService(config: ServeConfig, log: Logger): Promise<Ru
   loading.catch(() => {});
   const pending = () => (loaded ? undefined : withDeadline(loading, config.timeoutMs, "loading the volume index"));
   const driver = new Driver(backend, refs, { timeoutMs: config.timeoutMs, scope: config.scope });
-  const app = createApp(driver, log.withTag("protocol"), pending);
+  const health = new HealthTracker(backendDependencies(backend), (name, now) => {
+    if (now.ok) log.info(`${name} is ${now.state} again`, { dependency: name });
+    else log.error(`${name} is ${now.state}: ${now.detail}`, { dependency: name });
+  });
+  const app = createApp(driver, log.withTag("protocol"), health, pending);
   let listener: Listener;
   try {
     listener = await openListener(config, app.fetch, gid);
   } catch (error) {
     await loading.catch(() => {});
+    health.stop();
     refs.close();
     await backend.close();
     if (error instanceof ListenError) throw new UsageError(error.message);
@@ -62,6 +72,7 @@ export async function startService(config: ServeConfig, log: Logger): Promise<Ru
   try {
     await loading;
   } catch (error) {
+    health.stop();
     await listener.stop();
     refs.close();
     await backend.close();
@@ -71,9 +82,11 @@ export async function startService(config: ServeConfig, log: Logger): Promise<Ru
   let stopping: Promise<void> | undefined;
   return {
     driver,
+    health,
     address: listener.address,
     stop() {
       stopping ??= (async () => {
+        health.stop();
         await listener.stop();
         refs.close();
         await backend.close();

@@ -4,6 +4,7 @@ import type { VolumeSummary } from "../core/types.ts";
 import { PluginError } from "../core/errors.ts";
 import { LogLevels, type Logger } from "../logging.ts";
 import { parseObject, readBody } from "./body.ts";
+import { backendDependencies, type HealthReport, HealthTracker } from "../core/health.ts";
 import { errorReply } from "./error-reply.ts";
 import { Metrics } from "./metrics.ts";
 import { runtimeStats } from "./runtime-stats.ts";
@@ -84,7 +85,12 @@ function nameForLog(body: Body | undefined): string | undefined {
  * `pending` says what a request must wait for while the backend is still loading (undefined
  * once it is ready); Activate never waits.
  */
-export function createApp(driver: Driver, log: Logger, pending: () => Promise<void> | undefined = () => undefined): Hono {
+export function createApp(
+  driver: Driver,
+  log: Logger,
+  health = new HealthTracker(backendDependencies(driver.backend)),
+  pending: () => Promise<void> | undefined = () => undefined,
+): Hono {
   const app = new Hono({ getPath: pathOf });
   const metrics = new Metrics();
   let requestCount = 0;
@@ -122,11 +128,12 @@ export function createApp(driver: Driver, log: Logger, pending: () => Promise<vo
   }
 
   // Read-only operator endpoints on the same socket; the engine only ever POSTs.
+  // Both answer within a bound from cached, single-flight probes: polling never piles up
+  // on a frozen mount or a dead API.
   app.get("/health", async () => {
     await pending();
-    const storage = await driver.health();
-    const body = { status: storage.state === "live" ? "ok" : "degraded", backend: driver.backend.kind, scope: driver.scope, storage };
-    return reply(body, storage.state === "live" ? 200 : 503);
+    const report = await health.report();
+    return reply(healthBody(driver, report), report.status === "ok" ? 200 : 503);
   });
   app.get("/metrics", async () => {
     await pending();
@@ -138,8 +145,8 @@ export function createApp(driver: Driver, log: Logger, pending: () => Promise<vo
   });
   app.get("/status", async () => {
     await pending();
-    const [storage, volumes] = await Promise.all([driver.health(), driver.report()]);
-    return reply({ backend: driver.backend.kind, scope: driver.scope, storage, volumes });
+    const [report, volumes] = await Promise.all([health.report(), driver.report()]);
+    return reply({ ...healthBody(driver, report), volumes });
   });
 
   app.get("/debug/runtime", () => reply(runtimeStats()));
@@ -156,6 +163,18 @@ export function createApp(driver: Driver, log: Logger, pending: () => Promise<vo
     return reply(body, status);
   });
   return app;
+}
+
+/** `storage` repeats the mount's state and detail for clients of the earlier format. */
+function healthBody(driver: Driver, report: HealthReport): Record<string, unknown> {
+  const mount = report.dependencies.mount;
+  return {
+    status: report.status,
+    backend: driver.backend.kind,
+    scope: driver.scope,
+    storage: { state: mount?.state ?? "unknown", detail: mount?.detail ?? "" },
+    dependencies: report.dependencies,
+  };
 }
 
 function elapsed(started: number): number {

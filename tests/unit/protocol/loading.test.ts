@@ -37,7 +37,7 @@ async function appWhileLoading() {
   void loading.then(() => {
     loaded = true;
   }, () => {});
-  const app = createApp(new Driver(backend, refs, { timeoutMs: 5000 }), log, () => (loaded ? undefined : loading));
+  const app = createApp(new Driver(backend, refs, { timeoutMs: 5000 }), log, undefined, () => (loaded ? undefined : loading));
   const cleanup = async () => {
     refs.close();
     await backend.close();
