@@ -14,10 +14,12 @@ import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { buildGoTools } from "./go-ref/tools.ts";
 import { procStatusKb, type Served, stop } from "./procs.ts";
+import type { RuntimeStats } from "../src/protocol/runtime-stats.ts";
 import { median } from "./stats.ts";
 import { alternate, type Reporter, type RoundResult, startGo, startOurs, type TargetLine } from "./versus-go.ts";
 
-interface Window {
+/** One window's figures: CPU per call, the WAL, RSS, and what GET /debug/runtime reports. */
+interface Window extends RuntimeStats {
   minute: number;
   hotUs: number;
   hotGoUs: number;
@@ -25,13 +27,6 @@ interface Window {
   crudGoUs: number;
   walBytes: number;
   rssMB: number;
-  heapBytes: number;
-  objects: number;
-  maps: number;
-  sets: number;
-  promises: number;
-  timers: number;
-  pendingDeadlines: number;
 }
 
 const cpuPerCall = (results: RoundResult[], target: string) => {
@@ -39,10 +34,10 @@ const cpuPerCall = (results: RoundResult[], target: string) => {
   return mine.reduce((n, r) => n + r.cpuNs, 0) / mine.reduce((n, r) => n + r.calls, 0) / 1000;
 };
 
-async function runtime(socket: string): Promise<Record<string, number>> {
+async function runtime(socket: string): Promise<RuntimeStats> {
   const reply = await fetch("http://plugin/debug/runtime", { unix: socket });
   if (!reply.ok) throw new Error(`GET /debug/runtime: HTTP ${reply.status}`);
-  return (await reply.json()) as Record<string, number>;
+  return (await reply.json()) as RuntimeStats;
 }
 
 export async function soak(minutes: number, tmp: string, out: Reporter): Promise<TargetLine[]> {
@@ -64,8 +59,8 @@ export async function soak(minutes: number, tmp: string, out: Reporter): Promise
     while (performance.now() - started < minutes * 60_000) {
       const hot = await alternate(tools, tmp, { workload: "hot", rounds: 6, targets });
       const crud = await alternate(tools, tmp, { workload: "crud", rounds: 3, targets });
-      const stats = await runtime(ours.socket);
       const window: Window = {
+        ...(await runtime(ours.socket)),
         minute: (performance.now() - started) / 60_000,
         hotUs: cpuPerCall(hot, "ours"),
         hotGoUs: cpuPerCall(hot, "go"),
@@ -73,13 +68,6 @@ export async function soak(minutes: number, tmp: string, out: Reporter): Promise
         crudGoUs: cpuPerCall(crud, "go"),
         walBytes: existsSync(wal) ? statSync(wal).size : 0,
         rssMB: (procStatusKb(ours.pid, "VmRSS") * 1024) / 1e6,
-        heapBytes: stats.heapBytes ?? Number.NaN,
-        objects: stats.objects ?? Number.NaN,
-        maps: stats.maps ?? Number.NaN,
-        sets: stats.sets ?? Number.NaN,
-        promises: stats.promises ?? Number.NaN,
-        timers: stats.timers ?? Number.NaN,
-        pendingDeadlines: stats.pendingDeadlines ?? Number.NaN,
       };
       windows.push(window);
       const w = window;

@@ -167,6 +167,17 @@ function populateDirs(root: string, count: number): void {
 
 const fmt = (n: number, digits = 2) => n.toFixed(digits);
 
+/** One root per plugin, each holding `count` volumes in that plugin's own format. */
+function populatedRoots(tmp: string, name: string, count: number): { ours: string; go: string } {
+  const ours = join(tmp, `ours-${name}`, "volumes");
+  const go = join(tmp, `go-${name}`, "volumes");
+  mkdirSync(ours, { recursive: true });
+  mkdirSync(go, { recursive: true });
+  populate(ours, 0, count);
+  populateDirs(go, count);
+  return { ours, go };
+}
+
 export const GO_PARTS = ["hot", "crud", "activated", "list", "startup", "rss"] as const;
 export type GoPart = (typeof GO_PARTS)[number];
 
@@ -181,6 +192,19 @@ export async function versusGo(options: { quick: boolean; tmp: string; parts?: r
     const served = await promise;
     servers.push(served);
     return served;
+  };
+  /** `mine` against `reference` in alternating slices, reported under `prefix`. */
+  const pair = async (prefix: string, spec: Omit<LoadSpec, "targets">, mine: [string, Served], reference: [string, Served]) => {
+    const results = await alternate(tools, tmp, {
+      ...spec,
+      targets: [
+        { name: mine[0], served: mine[1] },
+        { name: reference[0], served: reference[1] },
+      ],
+    });
+    const comparison = compare(results, mine[0], reference[0]);
+    reportComparison(out, prefix, comparison);
+    return comparison;
   };
   try {
     // The floor must satisfy the engine's client for every call of the hot workload.
@@ -205,6 +229,7 @@ export async function versusGo(options: { quick: boolean; tmp: string; parts?: r
       reportComparison(out, "go.hot", hotGo);
       out.figure("go.hot.floor.throughput_ratio", hotFloor.throughputRatio, "x", undefined);
       out.figure("go.hot.go_vs_floor.throughput_ratio", goFloor.throughputRatio, "x", undefined);
+      out.figure("go.hot.floor.cpu_per_call", hotFloor.reference.cpuPerCallUs, "us", undefined);
       targets.push({
         target: "hot (Get, Mount, Get, Unmount; 4 workers) throughput >= 1.1x Go",
         measured: `${fmt(hotGo.throughputRatio)}x (${fmt(hotGo.ours.rps, 0)} vs ${fmt(hotGo.reference.rps, 0)} calls/s; bare Bun ${fmt(hotFloor.reference.rps, 0)}, ours ${fmt(hotFloor.throughputRatio)}x of it)`,
@@ -218,16 +243,7 @@ export async function versusGo(options: { quick: boolean; tmp: string; parts?: r
     }
 
     if (ours && go && wants("crud")) {
-      const crud = await alternate(tools, tmp, {
-        workload: "crud",
-        rounds,
-        targets: [
-          { name: "ours", served: ours },
-          { name: "go", served: go },
-        ],
-      });
-      const crudGo = compare(crud, "ours", "go");
-      reportComparison(out, "go.crud", crudGo);
+      const crudGo = await pair("go.crud", { workload: "crud", rounds }, ["ours", ours], ["go", go]);
       targets.push({
         target: "crud (Create, Get, Mount, Path, Unmount, Remove; Create/Remove durable) throughput >= 0.6x Go",
         measured: `${fmt(crudGo.throughputRatio)}x (${fmt(crudGo.ours.rps, 0)} vs ${fmt(crudGo.reference.rps, 0)} calls/s, p99 ${fmt(crudGo.p99Ratio)}x)`,
@@ -240,19 +256,12 @@ export async function versusGo(options: { quick: boolean; tmp: string; parts?: r
     if (wants("activated")) {
       const direct = await started(startOurs(tmp, "direct"));
       const activated = await started(startOursActivated(tmp, "activated"));
-      const act = await alternate(tools, tmp, {
-        workload: "hot",
-        rounds,
-        targets: [
-          { name: "activated", served: activated },
-          { name: "direct", served: direct },
-        ],
-      });
-      const actDirect = compare(act, "activated", "direct");
-      reportComparison(out, "activated.hot", actDirect);
+      const actDirect = await pair("activated.hot", { workload: "hot", rounds }, ["activated", activated], ["direct", direct]);
       targets.push({
         target: "socket-activated hot throughput within 10 % of the direct socket (>= 0.9x)",
-        measured: `${fmt(actDirect.throughputRatio)}x (p99 ${fmt(actDirect.p99Ratio)}x, CPU per call ${fmt(actDirect.cpuRatio)}x)`,
+        measured:
+          `${fmt(actDirect.throughputRatio)}x (p99 ${fmt(actDirect.p99Ratio)}x, CPU per call ${fmt(actDirect.cpuRatio)}x)` +
+          (actDirect.throughputRatio >= 0.9 ? "" : "; so the recommended install binds the socket itself (README, Running it on a host)"),
         met: actDirect.throughputRatio >= 0.9,
       });
       for (const served of [direct, activated]) await stop(served.proc);
@@ -260,25 +269,10 @@ export async function versusGo(options: { quick: boolean; tmp: string; parts?: r
 
     // List of 10k volumes, each plugin on its own populated root.
     if (wants("list")) {
-      const oursListRoot = join(tmp, "ours-list", "volumes");
-      mkdirSync(oursListRoot, { recursive: true });
-      populate(oursListRoot, 0, LIST_VOLUMES);
-      const goListRoot = join(tmp, "go-list", "volumes");
-      mkdirSync(goListRoot, { recursive: true });
-      populateDirs(goListRoot, LIST_VOLUMES);
-      const oursList = await started(startOurs(tmp, "ours-list", oursListRoot));
-      const goList = await started(startGo(tools, tmp, "go-list", goListRoot));
-      const list = await alternate(tools, tmp, {
-        workload: "list",
-        rounds,
-        listMin: LIST_VOLUMES,
-        targets: [
-          { name: "ours", served: oursList },
-          { name: "go", served: goList },
-        ],
-      });
-      const listGo = compare(list, "ours", "go");
-      reportComparison(out, "go.list10k", listGo);
+      const roots = populatedRoots(tmp, "list", LIST_VOLUMES);
+      const oursList = await started(startOurs(tmp, "ours-list", roots.ours));
+      const goList = await started(startGo(tools, tmp, "go-list", roots.go));
+      const listGo = await pair("go.list10k", { workload: "list", rounds, listMin: LIST_VOLUMES }, ["ours", oursList], ["go", goList]);
       targets.push({
         target: "List of 10k volumes throughput >= 1.0x Go",
         measured: `${fmt(listGo.throughputRatio)}x (${fmt(1000 / listGo.ours.rps * 4, 1)} vs ${fmt(1000 / listGo.reference.rps * 4, 1)} ms per List at 4 workers)`,
@@ -289,20 +283,15 @@ export async function versusGo(options: { quick: boolean; tmp: string; parts?: r
 
     // Startup with 1k volumes: exec to the first answered Activate, alternating, each a
     // restart on the same root and state.
-    const oursStartRoot = join(tmp, "ours-start", "volumes");
-    mkdirSync(oursStartRoot, { recursive: true });
-    populate(oursStartRoot, 0, VOLUMES_AT_STARTUP);
-    const goStartRoot = join(tmp, "go-start", "volumes");
-    mkdirSync(goStartRoot, { recursive: true });
-    populateDirs(goStartRoot, VOLUMES_AT_STARTUP);
+    const startRoots = populatedRoots(tmp, "start", VOLUMES_AT_STARTUP);
     if (wants("startup")) {
       const oursMs: number[] = [];
       const goMs: number[] = [];
       for (let i = 0; i < (options.quick ? 4 : STARTS); i++) {
-        const a = await startOurs(tmp, "ours-start", oursStartRoot);
+        const a = await startOurs(tmp, "ours-start", startRoots.ours);
         oursMs.push(a.readyMs);
         await stop(a.proc);
-        const b = await startGo(tools, tmp, "go-start", goStartRoot);
+        const b = await startGo(tools, tmp, "go-start", startRoots.go);
         goMs.push(b.readyMs);
         await stop(b.proc);
       }
@@ -319,8 +308,8 @@ export async function versusGo(options: { quick: boolean; tmp: string; parts?: r
     if (wants("rss")) {
       const rss: Record<string, number> = {};
       for (const [name, start] of [
-        ["ours", () => startOurs(tmp, "ours-start", oursStartRoot)],
-        ["go", () => startGo(tools, tmp, "go-start", goStartRoot)],
+        ["ours", () => startOurs(tmp, "ours-start", startRoots.ours)],
+        ["go", () => startGo(tools, tmp, "go-start", startRoots.go)],
       ] as const) {
         const served = await start();
         try {
