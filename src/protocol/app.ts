@@ -31,6 +31,7 @@ function encodeList(volumes: readonly VolumeSummary[]): EncodedJson {
   }
   return encoded;
 }
+
 type Endpoint = (driver: Driver, body: Body) => Promise<unknown>;
 
 /** The eight VolumeDriver methods: decode the body, call the driver, encode the reply. */
