@@ -119,9 +119,9 @@ export class PosixBackend implements Backend {
     return join(this.root, name);
   }
 
-  async create(name: string, options: VolumeOptions): Promise<void> {
+  async create(name: string, options: VolumeOptions, arrivedAt = performance.now()): Promise<void> {
     const ownership = await parseOwnership(options, name);
-    await this.requireLive(name, { fresh: true });
+    await this.requireLive(name, arrivedAt);
     await this.watchStorage(this.createChecked(name, options, ownership));
   }
 
@@ -242,8 +242,8 @@ export class PosixBackend implements Backend {
     return out;
   }
 
-  async prepareMount(name: string): Promise<string> {
-    await this.requireLive(name);
+  async prepareMount(name: string, arrivedAt = performance.now()): Promise<string> {
+    await this.requireLive(name, arrivedAt);
     return this.watchStorage(this.prepareMountChecked(name));
   }
 
@@ -265,9 +265,9 @@ export class PosixBackend implements Backend {
     return this.monitor ? this.monitor.check() : { state: "live", detail: `${this.root} (not probed)` };
   }
 
-  private async requireLive(volume: string, options: { fresh?: boolean } = {}): Promise<void> {
+  private async requireLive(volume: string, arrivedAt: number): Promise<void> {
     if (!this.monitor) return;
-    const health = await this.monitor.check(options);
+    const health = await this.monitor.check(arrivedAt);
     if (health.state !== "live") throw new PluginError("BACKEND_FAILED", health.detail, { volume });
   }
 

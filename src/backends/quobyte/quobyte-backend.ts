@@ -113,7 +113,7 @@ export class QuobyteBackend implements Backend {
     }
   }
 
-  async create(name: string, options: VolumeOptions): Promise<void> {
+  async create(name: string, options: VolumeOptions, arrivedAt = performance.now()): Promise<void> {
     const spec = parseQuobyteOptions(options, name);
     if (Buffer.byteLength(fixedUserEntry(name, spec.fixedUser, spec.fixedGroup)) > NAME_MAX_BYTES) {
       throw new PluginError("INVALID_OPTION", `fixed_user/fixed_group make the mount path entry of ${JSON.stringify(name)} longer than ${NAME_MAX_BYTES} bytes`, {
@@ -123,7 +123,7 @@ export class QuobyteBackend implements Backend {
     const existing = await this.meta.read(name);
     if (existing?.state === "removing") await this.finishRemove(name, existing);
     else if (existing) return;
-    await this.requireLiveMount(name, { fresh: true });
+    await this.requireLiveMount(name, arrivedAt);
     const tenant = await this.tenant(spec.tenant ?? this.options.tenant, name);
     const uuid = await provisionVolume({
       api: this.options.api,
@@ -207,12 +207,12 @@ export class QuobyteBackend implements Backend {
     return out;
   }
 
-  async prepareMount(name: string): Promise<string> {
+  async prepareMount(name: string, arrivedAt = performance.now()): Promise<string> {
     const meta = await this.meta.read(name);
     if (meta?.state === "removing") {
       throw new PluginError("BACKEND_FAILED", `volume ${JSON.stringify(name)} is being removed; remove it again to finish`, { volume: name });
     }
-    await this.requireLiveMount(name);
+    await this.requireLiveMount(name, arrivedAt);
     const plain = join(this.options.mountPath, name);
     try {
       const info = await withDeadline(lstat(plain), this.options.fsTimeoutMs, `checking ${plain}`, name);
@@ -232,8 +232,8 @@ export class QuobyteBackend implements Backend {
   }
 
   /** Never hand out a path on an unmounted mount point: data would land on the root disk. */
-  private async requireLiveMount(volume: string, options: { fresh?: boolean } = {}): Promise<void> {
-    const health = await this.options.monitor.check(options);
+  private async requireLiveMount(volume: string, arrivedAt: number): Promise<void> {
+    const health = await this.options.monitor.check(arrivedAt);
     if (health.state !== "live") throw new PluginError("BACKEND_FAILED", health.detail, { volume });
   }
 
