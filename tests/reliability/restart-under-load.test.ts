@@ -241,10 +241,12 @@ describe("SIGTERM and restart under an engine-shaped load", () => {
       );
       expect(tally.problems).toEqual([]);
       expect(tally.requests).toBeGreaterThan(RESTARTS * CLIENTS);
-      // Under socket activation no request fails, not even one the engine would retry:
-      // connections wait in the backlog of the socket systemd holds, and a connection
-      // about to close says so in its last reply (Connection: close).
-      if (runner.socket !== layout.socket) expect({ refused: tally.refused, closedUnanswered: tally.closedUnanswered }).toEqual({ refused: 0, closedUnanswered: 0 });
+      // No request is written into a connection that is about to close: its last reply
+      // says so (Connection: close). Under socket activation no connection is refused
+      // either: they wait in the backlog of the socket systemd holds. So no request fails,
+      // not even one that the engine would retry.
+      expect(tally.closedUnanswered).toBe(0);
+      if (runner.socket !== layout.socket) expect(tally.refused).toBe(0);
     }, 120_000);
 
     test(`${mode}: a Mount in flight at SIGTERM is answered on its connection, and counted after the restart`, async () => {
