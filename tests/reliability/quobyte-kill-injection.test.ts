@@ -373,7 +373,7 @@ describe("quobyte backend: SIGKILL at random points under a concurrent engine wo
       expect(staleReplaced).toBe(KILLS);
       expect(problems).toEqual([]);
     },
-    90_000,
+    240_000,
   );
 });
 

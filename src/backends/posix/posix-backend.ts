@@ -212,20 +212,23 @@ export class PosixBackend implements Backend {
   /** Moves the data into the trash, forgets the volume, then deletes the data. */
   private async finishRemove(name: string, restoreOnFailure?: PosixVolumeMeta): Promise<void> {
     const trashed = join(this.trashDir, crypto.randomUUID());
-    let moved = true;
+    let moved = false;
     try {
       // The trash must still be ours: a symlink swapped in would carry the data out of the root.
       await requireRealDirectory(join(this.root, CONTROL_DIR));
       await requireRealDirectory(this.trashDir);
       await rename(this.pathOf(name), trashed);
+      moved = true;
       await syncDirectory(this.root);
     } catch (error) {
-      if (errnoCode(error) !== "ENOENT") {
-        if (restoreOnFailure) await this.meta.write(name, restoreOnFailure).catch(() => {});
+      // The data went already (by a crashed Remove, or another host): only the record is left.
+      const alreadyGone = !moved && errnoCode(error) === "ENOENT";
+      if (!alreadyGone) {
+        // Only data still in place may be handed back; moved data stays "removing", hidden.
+        if (!moved && restoreOnFailure) await this.meta.write(name, restoreOnFailure).catch(() => {});
         if (error instanceof PluginError) throw error;
         throw backendError(`cannot remove ${this.pathOf(name)}`, error, name);
       }
-      moved = false;
     }
     crashPoint("posix-remove:trashed");
     await this.meta.delete(name);
