@@ -9,6 +9,7 @@
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { mkdir, mkdtemp, readlink, rename, rm, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { describe } from "bun:test";
 import { type RunResult, runArgv, runChecked } from "./process.ts";
 
 // Debian bookworm's own engine, by absolute path: /usr/local/bin/docker is a different,
@@ -96,6 +97,14 @@ export function enginesUnderTest(): EngineFlavour[] {
     );
   }
   return ENGINE_FLAVOURS.filter((f) => ids.includes(f.id));
+}
+
+/**
+ * Declares a suite once per engine under test, inside a describe named "docker <id>", so
+ * every test name (and so every failure) says which engine it ran on.
+ */
+export function forEachEngine(suite: (flavour: EngineFlavour) => void): void {
+  for (const flavour of enginesUnderTest()) describe(`docker ${flavour.id}`, () => suite(flavour));
 }
 
 export function hostFlavour(): EngineFlavour {
