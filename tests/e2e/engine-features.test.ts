@@ -1,7 +1,7 @@
 // What newer engines add around a plugin volume, on every engine of the matrix: volume-subpath
 // (26+), `docker volume prune` with and without -a, labels kept through an engine restart, and
 // every volume restored with its options and labels when the engine restarts while the storage
-// (a real FUSE root: bindfs, frozen with SIGSTOP) does not answer.
+// (a real FUSE root: bindfs) is frozen with SIGSTOP or killed.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
@@ -96,6 +96,18 @@ forEachEngine((flavour) => {
     return pid;
   }
 
+  async function mountRoot(): Promise<void> {
+    const mounted = await ns.run(["bindfs", backing, root]);
+    if (mounted.code !== 0) throw new Error(`bindfs: ${mounted.stderr}`);
+  }
+
+  /** After bindfs died: drop its dead mount (inside the namespace) and mount a fresh one. */
+  async function remountRoot(): Promise<void> {
+    const unmounted = await ns.run(["umount", "-l", root]);
+    if (unmounted.code !== 0) throw new Error(`umount ${root}: ${unmounted.stderr}`);
+    await mountRoot();
+  }
+
   beforeAll(async () => {
     workDir = await createWorkDir();
     backing = join(workDir, "backing");
@@ -104,8 +116,7 @@ forEachEngine((flavour) => {
     await mkdir(root);
     ({ ns, engine } = await startEngineWithImage(workDir, flavour));
     // Mounted inside the namespace: dockerd and the plugin must see it, the host need not.
-    const mounted = await ns.run(["bindfs", backing, root]);
-    if (mounted.code !== 0) throw new Error(`bindfs: ${mounted.stderr}`);
+    await mountRoot();
     plugin = await startPlugin(
       ["--backend", "posix", "--path", root, "--mount-check", "mountpoint", "--timeout", "20", "--state-dir", join(workDir, "state"), "--log-level", "debug", "--log-format", "json"],
       socketPath(),
@@ -212,34 +223,43 @@ forEachEngine((flavour) => {
       await docker("volume", "rm", "labelled");
     });
 
-    test("an engine restart while the storage does not answer restores every volume with its options and labels", async () => {
-      const names = ["slow-a", "slow-b", "slow-c"];
-      for (const [i, name] of names.entries()) {
-        await docker("volume", "create", "-d", "quobyte", "--label", `n=${i}`, "-o", `mode=07${i}0`, name);
-      }
-      const pid = bindfsPid();
-      process.kill(pid, "SIGSTOP");
-      try {
-        const logBefore = plugin?.stderr().length ?? 0;
-        await engine.restart();
-        // Still frozen: the engine's restore asked Get for each volume, and each got an answer.
-        const gets = (plugin?.stderr().slice(logBefore) ?? "")
-          .split("\n")
-          .filter((line) => line.includes('"endpoint":"VolumeDriver.Get"'))
-          .map((line) => JSON.parse(line) as { volume: string; outcome: string });
-        for (const name of names) expect(gets).toContainEqual(expect.objectContaining({ volume: name, outcome: "ok" }));
-        expect(gets.filter((g) => g.outcome !== "ok")).toEqual([]);
-        const inspected = JSON.parse(await docker("volume", "inspect", ...names)) as { Name: string; Labels: unknown; Options: unknown }[];
-        expect(inspected.map((v) => [v.Name, v.Labels, v.Options])).toEqual(
-          names.map((name, i) => [name, { n: String(i) }, { mode: `07${i}0` }]),
-        );
-        expect(engine.log()).not.toContain("Error restoring volume");
-      } finally {
-        process.kill(pid, "SIGCONT");
-      }
-      const read = await docker("run", "--rm", "--network", "none", "-v", "slow-b:/data", engine.image, "stat", "-c", "%a", "/data");
-      expect(read).toBe("710");
-      for (const name of names) await docker("volume", "rm", name);
-    }, 180_000);
+    // The worst moments for the engine's restore: storage that hangs, and storage that is gone.
+    const outages = [
+      { name: "frozen (SIGSTOP)", cut: (pid: number) => process.kill(pid, "SIGSTOP"), mend: (pid: number) => process.kill(pid, "SIGCONT") },
+      { name: "dead (bindfs killed: ENOTCONN)", cut: (pid: number) => process.kill(pid, "SIGKILL"), mend: remountRoot },
+    ];
+    for (const outage of outages) {
+      test(`an engine restart while the storage is ${outage.name} restores every volume with its options and labels`, async () => {
+        const names = ["slow-a", "slow-b", "slow-c"];
+        for (const [i, name] of names.entries()) {
+          await docker("volume", "create", "-d", "quobyte", "--label", `n=${i}`, "-o", `mode=07${i}0`, name);
+        }
+        const pid = bindfsPid();
+        const restoreErrorsBefore = engine.log().split("Error restoring volume").length;
+        outage.cut(pid);
+        try {
+          const logBefore = plugin?.stderr().length ?? 0;
+          await engine.restart();
+          // Storage still out: the engine's restore asked Get for each volume, and each got an answer.
+          const gets = (plugin?.stderr().slice(logBefore) ?? "")
+            .split("\n")
+            .filter((line) => line.includes('"endpoint":"VolumeDriver.Get"'))
+            .map((line) => JSON.parse(line) as { volume: string; outcome: string });
+          for (const name of names) expect(gets).toContainEqual(expect.objectContaining({ volume: name, outcome: "ok" }));
+          expect(gets.filter((g) => g.outcome !== "ok")).toEqual([]);
+          const inspected = JSON.parse(await docker("volume", "inspect", ...names)) as { Name: string; Labels: unknown; Options: unknown }[];
+          expect(inspected.map((v) => [v.Name, v.Labels, v.Options])).toEqual(
+            names.map((name, i) => [name, { n: String(i) }, { mode: `07${i}0` }]),
+          );
+          expect(engine.log().split("Error restoring volume").length).toBe(restoreErrorsBefore);
+        } finally {
+          await outage.mend(pid);
+        }
+        // Once the storage is back, the restored volumes are usable as before.
+        const mode = await docker("run", "--rm", "--network", "none", "-v", "slow-b:/data", engine.image, "stat", "-c", "%a", "/data");
+        expect(mode).toBe("710");
+        for (const name of names) await docker("volume", "rm", name);
+      }, 180_000);
+    }
   });
 });
