@@ -42,6 +42,9 @@ const PRUNE: Record<string, { plain: PruneOutcome; all?: PruneOutcome }> = {
   },
 };
 
+/** The Host header each engine sends to a plugin socket (20.10.26+ and 23.0.7+ name one). */
+const HOST_HEADER: Record<string, string> = { "20.10": "", "26": "plugin.moby.localhost", "28": "plugin.moby.localhost" };
+
 /** volume-subpath arrived in 26.0 (API 1.45). */
 const hasSubpath = (flavour: EngineFlavour): boolean => flavour.id !== "20.10";
 
@@ -135,6 +138,33 @@ forEachEngine((flavour) => {
   }, 120_000);
 
   describe("features of newer engines", () => {
+    test("the Host header the engine sends to a plugin socket", async () => {
+      // A bare recorder beside the real plugin: the header is what differs between engines,
+      // and the router must not depend on it (every other suite here passes on each engine).
+      const hosts = new Set<string>();
+      const recorder = Bun.serve({
+        unix: `/proc/${ns.pid}/root/run/docker/plugins/hostprobe.sock`,
+        async fetch(request) {
+          hosts.add(request.headers.get("host") ?? "");
+          // With an empty Host the URL is the bare path: resolve it against any base.
+          const path = new URL(request.url, "http://x").pathname;
+          if (path === "/Plugin.Activate") return Response.json({ Implements: ["VolumeDriver"] });
+          if (path === "/VolumeDriver.Get") {
+            const { Name } = (await request.json()) as { Name: string };
+            return Response.json({ Volume: { Name, Mountpoint: "" } });
+          }
+          return Response.json({});
+        },
+      });
+      try {
+        await docker("volume", "create", "-d", "hostprobe", "probed");
+        await docker("volume", "rm", "probed");
+      } finally {
+        await recorder.stop(true);
+      }
+      expect([...hosts]).toEqual([HOST_HEADER[flavour.id] ?? `no HOST_HEADER entry for ${flavour.id}`]);
+    });
+
     if (hasSubpath(flavour)) {
       test("volume-subpath mounts one subdirectory of a plugin volume", async () => {
         await docker("volume", "create", "-d", "quobyte", "withsub");
