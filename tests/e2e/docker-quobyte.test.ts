@@ -44,7 +44,7 @@ forEachEngine((flavour) => {
     ({ ns, engine } = await startEngineWithImage(workDir, flavour));
     plugin = await startPlugin(
       ["--env-file", `${workDir}/docker-quobyte.env`, "--mount-check", "none", "--name", "qb", "--state-dir", `${workDir}/state`, "--log-level", "debug", "--log-format", "json"],
-      `/proc/${ns.pid}/root/run/docker/plugins/qb.sock`,
+      ns.fromOutside("/run/docker/plugins/qb.sock"),
       (argv) => ns.spawn(argv, { stdout: "pipe", stderr: "pipe" }),
     );
   }, 180_000);

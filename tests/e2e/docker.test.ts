@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { EngineClient } from "../support/engine-client.ts";
 import { createWorkDir, type Engine, type Namespace, startEngineWithImage } from "./support/engine.ts";
-import { type PluginProcess, startPlugin, stopPlugin } from "./plugin-process.ts";
+import { mountCountOf, type PluginProcess, startPlugin, stopPlugin } from "./plugin-process.ts";
 import { forEachEngine } from "./support/engine-versions.ts";
 
 forEachEngine((flavour) => {
@@ -17,7 +17,7 @@ forEachEngine((flavour) => {
 
   /** The plugin's socket as seen from outside the namespace. */
   function socketPath(): string {
-    return `/proc/${ns.pid}/root/run/docker/plugins/quobyte.sock`;
+    return ns.fromOutside("/run/docker/plugins/quobyte.sock");
   }
 
   async function startOurPlugin(): Promise<void> {
@@ -43,15 +43,7 @@ forEachEngine((flavour) => {
     return result.stderr;
   }
 
-  async function mountsOf(name: string): Promise<number> {
-    const client = new EngineClient(socketPath());
-    try {
-      const reply = (await client.call("VolumeDriver.Get", { Name: name })).json as { Volume: { Status: { mounts: number } } };
-      return reply.Volume.Status.mounts;
-    } finally {
-      client.close();
-    }
-  }
+  const mountsOf = (name: string): Promise<number> => mountCountOf(socketPath(), name);
 
   function image(): string {
     return engine.image;

@@ -7,8 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import { EngineClient } from "../support/engine-client.ts";
-import { type PluginProcess, startPlugin, stopPlugin } from "./plugin-process.ts";
+import { mountCountOf, type PluginProcess, startPlugin, stopPlugin } from "./plugin-process.ts";
 import { createWorkDir, type Engine, type Namespace, pidsWithCmdline, startEngineWithImage } from "./support/engine.ts";
 import { type EngineFlavour, forEachEngine } from "./support/engine-versions.ts";
 
@@ -58,7 +57,7 @@ forEachEngine((flavour) => {
   /** The plugin's --path: a bindfs mount inside the engine's namespace. */
   let root = "";
 
-  const socketPath = (): string => `/proc/${ns.pid}/root/run/docker/plugins/quobyte.sock`;
+  const socketPath = (): string => ns.fromOutside("/run/docker/plugins/quobyte.sock");
 
   async function docker(...args: string[]): Promise<string> {
     const result = await engine.docker(args, { timeoutMs: 90_000 });
@@ -70,15 +69,7 @@ forEachEngine((flavour) => {
     return result.stdout.trim();
   }
 
-  async function mountsOf(name: string): Promise<number> {
-    const client = new EngineClient(socketPath());
-    try {
-      const reply = (await client.call("VolumeDriver.Get", { Name: name })).json as { Volume: { Status: { mounts: number } } };
-      return reply.Volume.Status.mounts;
-    } finally {
-      client.close();
-    }
-  }
+  const mountsOf = (name: string): Promise<number> => mountCountOf(socketPath(), name);
 
   async function volumeNames(driver = "quobyte"): Promise<string[]> {
     return (await docker("volume", "ls", "-q", "--filter", `driver=${driver}`)).split("\n").filter(Boolean);
@@ -143,7 +134,7 @@ forEachEngine((flavour) => {
       // and the router must not depend on it (every other suite here passes on each engine).
       const hosts = new Set<string>();
       const recorder = Bun.serve({
-        unix: `/proc/${ns.pid}/root/run/docker/plugins/hostprobe.sock`,
+        unix: ns.fromOutside("/run/docker/plugins/hostprobe.sock"),
         async fetch(request) {
           hosts.add(request.headers.get("host") ?? "");
           // With an empty Host the URL is the bare path: resolve it against any base.

@@ -78,6 +78,8 @@ export interface Namespace {
     opts?: NsSpawnOptions<Out, Err>,
   ): Subprocess<"ignore", Out, Err>;
   run(argv: string[], opts?: RunOptions): Promise<RunResult>;
+  /** The same file seen from outside the namespace, e.g. a plugin socket under /run/docker/plugins. */
+  fromOutside(pathInside: string): string;
   /** Kills the holder and any process still inside the namespace, by PID. Idempotent. */
   stop(): Promise<void>;
 }
@@ -212,6 +214,7 @@ export async function startNamespace(workDir: string): Promise<Namespace> {
       });
     },
     run,
+    fromOutside: (pathInside) => `/proc/${pid}/root${pathInside}`,
     async stop(): Promise<void> {
       if (stopped) return;
       stopped = true;
