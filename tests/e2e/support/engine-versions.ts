@@ -137,12 +137,26 @@ async function resolveBinaries(flavour: EngineFlavour): Promise<EngineBinaries> 
     return { dockerd: HOST_DOCKERD, docker: HOST_DOCKER, daemonPath: HOST_DAEMON_PATH };
   }
   const root = join(ENGINE_CACHE, `docker-${flavour.id}`);
-  if (!existsSync(join(root, "VERSION"))) await fetchEngine(flavour, root);
+  const cached = cachedVersion(root);
+  if (cached === undefined || !cached.startsWith(flavour.versionPrefix)) {
+    // A copy of another version (ENGINE_FLAVOURS was changed) is replaced, never used.
+    if (cached !== undefined) await rm(root, { recursive: true, force: true });
+    await fetchEngine(flavour, root);
+  }
   return {
     dockerd: join(root, "usr/sbin/dockerd"),
     docker: join(root, "usr/bin/docker"),
     daemonPath: `${join(root, "usr/sbin")}:${join(root, "usr/bin")}:${HOST_DAEMON_PATH}`,
   };
+}
+
+/** The version of the engine unpacked at root, if any, without a Debian epoch. */
+function cachedVersion(root: string): string | undefined {
+  try {
+    return readFileSync(join(root, "VERSION"), "utf8").trim().replace(/^\d+:/, "");
+  } catch {
+    return undefined;
+  }
 }
 
 /** docker.io and docker-cli carry the engine's version; containerd is the suite's own. */
@@ -181,8 +195,7 @@ async function fetchEngine(flavour: EngineFlavour, root: string): Promise<void> 
     const shown = await checked(["apt-cache", ...apt, "show", "--no-all-versions", "docker.io"], `apt-cache show docker.io (${suite})`);
     const version = /^Version: (\S+)$/m.exec(shown.stdout)?.[1];
     if (version === undefined) throw new Error(`apt-cache show docker.io (${suite}) printed no Version:\n${shown.stdout}`);
-    const upstream = version.replace(/^\d+:/, "");
-    if (!upstream.startsWith(flavour.versionPrefix)) {
+    if (!version.replace(/^\d+:/, "").startsWith(flavour.versionPrefix)) {
       throw new Error(
         `Debian ${suite} now carries docker.io ${version}, not ${flavour.versionPrefix}x; update ENGINE_FLAVOURS in tests/e2e/support/engine-versions.ts (and the README's "Tested with" table)`,
       );
