@@ -10,7 +10,7 @@ import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { mkdir, mkdtemp, readlink, rename, rm, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe } from "bun:test";
-import { type RunResult, runArgv, runChecked } from "./process.ts";
+import { runArgv, runChecked } from "./process.ts";
 
 // Debian bookworm's own engine, by absolute path: /usr/local/bin/docker is a different,
 // newer client that must not be picked up via PATH.
@@ -191,8 +191,8 @@ async function fetchEngine(flavour: EngineFlavour, root: string): Promise<void> 
       "-o", "Dir::State::status=/dev/null",
       "-o", "APT::Sandbox::User=root",
     ];
-    await checked(["apt-get", ...apt, "-q", "update"], `apt-get update for ${suite}`);
-    const shown = await checked(["apt-cache", ...apt, "show", "--no-all-versions", "docker.io"], `apt-cache show docker.io (${suite})`);
+    await runChecked(["apt-get", ...apt, "-q", "update"], FETCH_STEP);
+    const shown = await runChecked(["apt-cache", ...apt, "show", "--no-all-versions", "docker.io"], FETCH_STEP);
     const version = /^Version: (\S+)$/m.exec(shown.stdout)?.[1];
     if (version === undefined) throw new Error(`apt-cache show docker.io (${suite}) printed no Version:\n${shown.stdout}`);
     if (!version.replace(/^\d+:/, "").startsWith(flavour.versionPrefix)) {
@@ -201,18 +201,18 @@ async function fetchEngine(flavour: EngineFlavour, root: string): Promise<void> 
       );
     }
     const debs = join(work, "debs");
-    await checked(["apt-get", ...apt, "-q", "download", `docker.io=${version}`, `docker-cli=${version}`, "containerd"], `apt-get download (${suite})`, debs);
+    await runChecked(["apt-get", ...apt, "-q", "download", `docker.io=${version}`, `docker-cli=${version}`, "containerd"], { ...FETCH_STEP, cwd: debs });
     const unpacked = join(work, "root");
     for (const deb of readdirSync(debs).filter((f) => f.endsWith(".deb"))) {
       const pkg = deb.split("_")[0];
       if (!PACKAGES.some((p) => p === pkg)) throw new Error(`unexpected package downloaded: ${deb}`);
-      await checked(["dpkg-deb", "-x", join(debs, deb), unpacked], `dpkg-deb -x ${deb}`);
+      await runChecked(["dpkg-deb", "-x", join(debs, deb), unpacked], FETCH_STEP);
     }
     // docker.io's docker-init points at tini-static, which is not unpacked; without the
     // dangling link dockerd finds the host's docker-init further down PATH.
     const init = join(unpacked, "usr/bin/docker-init");
     if ((await readlink(init).catch(() => undefined)) !== undefined && !existsSync(init)) await unlink(init);
-    const reported = await checked([join(unpacked, "usr/sbin/dockerd"), "--version"], "dockerd --version");
+    const reported = await runChecked([join(unpacked, "usr/sbin/dockerd"), "--version"]);
     if (!reported.stdout.includes(flavour.versionPrefix)) {
       throw new Error(`the unpacked dockerd reports "${reported.stdout.trim()}", expected ${flavour.versionPrefix}x`);
     }
@@ -228,11 +228,7 @@ async function fetchEngine(flavour: EngineFlavour, root: string): Promise<void> 
   }
 }
 
-async function checked(argv: string[], what: string, cwd?: string): Promise<RunResult> {
-  const result = await runArgv(argv, { timeoutMs: 600_000, env: { DEBIAN_FRONTEND: "noninteractive" }, ...(cwd === undefined ? {} : { cwd }) });
-  if (result.code !== 0) throw new Error(`${what} failed (exit ${result.code}): ${argv.join(" ")}\n${result.stderr.trim()}`);
-  return result;
-}
+const FETCH_STEP = { timeoutMs: 600_000, env: { DEBIAN_FRONTEND: "noninteractive" } };
 
 /**
  * The Debian mirror the host's apt already uses for its own release (the network here
