@@ -1,7 +1,9 @@
 import { createBackend } from "./backends/index.ts";
 import type { ServeConfig } from "./config.ts";
+import { Claims } from "./core/claims.ts";
 import { Driver } from "./core/driver.ts";
 import { MountRefs } from "./core/mount-refs.ts";
+import type { Backend } from "./core/types.ts";
 import type { Logger } from "./logging.ts";
 import { createApp } from "./protocol/app.ts";
 import { type Listener, openListener } from "./protocol/open-listener.ts";
@@ -31,12 +33,17 @@ export async function startService(config: ServeConfig, log: Logger): Promise<Ru
         error: String(cause),
       }),
   });
-  const driver = new Driver(backend, refs, { timeoutMs: config.timeoutMs, scope: config.scope });
+  const claims = createClaims(config, backend, log);
+  const driver = new Driver(backend, refs, { timeoutMs: config.timeoutMs, scope: config.scope, claims });
   const app = createApp(driver, log.withTag("protocol"));
   let listener: Listener;
   try {
+    // Before the socket opens: a restarted host must re-claim its mounts before any
+    // other host's Remove could find them unclaimed through us being silent.
+    await driver.startClaims();
     listener = await openListener(config, app.fetch, gid);
   } catch (error) {
+    await driver.stopClaims();
     refs.close();
     await backend.close();
     if (error instanceof ListenError) throw new UsageError(error.message);
@@ -50,10 +57,25 @@ export async function startService(config: ServeConfig, log: Logger): Promise<Ru
     stop() {
       stopping ??= (async () => {
         await listener.stop();
+        await driver.stopClaims();
         refs.close();
         await backend.close();
       })();
       return stopping;
     },
   };
+}
+
+/** Claims only matter where other hosts share the volumes (global scope on shared storage). */
+function createClaims(config: ServeConfig, backend: Backend, log: Logger): Claims | undefined {
+  const scope = config.scope ?? backend.scope;
+  const dir = backend.claimsDir;
+  if (scope !== "global" || dir === undefined) return undefined;
+  const claimsLog = log.withTag("claims");
+  return new Claims({
+    dir,
+    hostId: config.hostId,
+    leaseTimeoutMs: config.leaseTimeoutMs,
+    warn: (message, fields) => claimsLog.warn(message, fields ?? {}),
+  });
 }

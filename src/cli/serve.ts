@@ -15,6 +15,16 @@ const args = {
     description: "quobyte: how long Create waits for a new volume to appear in the mount, in seconds (default 20)",
     valueHint: "SECONDS",
   },
+  "host-id": {
+    type: "string",
+    description: "This host's name in mount claims on shared storage (default: the hostname); unique per host",
+    valueHint: "ID",
+  },
+  "lease-timeout": {
+    type: "string",
+    description: "With --scope global: seconds after which a silent host's mounts stop blocking Remove (default 60)",
+    valueHint: "SECONDS",
+  },
   "list-all": { type: "boolean", description: "quobyte: List shows every volume of the tenant, not only this plugin's" },
   listen: {
     type: "string",
