@@ -205,18 +205,24 @@ export class Claims {
     }
   }
 
-  /** Other hosts whose claim on `volume` is alive, read afresh from the storage. */
+  /**
+   * Other hosts whose claim on `volume` is alive, read afresh from the storage. Presence
+   * is judged by listing the host's claims directory, not by opening the claim: network
+   * filesystem clients cache names (GlusterFS for 1 s), but a listing asks the server.
+   */
   async liveHolders(volume: string): Promise<Holder[]> {
     const out: Holder[] = [];
     for (const host of await readdir(join(this.options.dir, "mounts"))) {
       if (host === this.hostId || !isValidHostId(host)) continue;
-      const text = await readFileNoFollow(join(this.options.dir, "mounts", host, volume)).catch((error: unknown) => {
+      const dir = join(this.options.dir, "mounts", host);
+      const listed: string[] = await readdir(dir).catch((error: unknown): string[] => {
         // Another host's claims directory replaced by a file: it holds no claims.
-        if (errnoCode(error) === "ENOTDIR") return undefined;
+        if (errnoCode(error) === "ENOTDIR") return [];
         throw error;
       });
-      if (text === undefined || !(await this.isAlive(host))) continue;
-      out.push({ host, since: parseRecord(text)?.since ?? "unknown" });
+      if (!listed.includes(volume) || !(await this.isAlive(host))) continue;
+      const text = await readFileNoFollow(join(dir, volume)).catch(() => undefined);
+      out.push({ host, since: (text && parseRecord(text)?.since) ?? "unknown" });
     }
     return out;
   }
@@ -240,7 +246,9 @@ export class Claims {
     throw new PluginError("VOLUME_IN_USE", `volume ${JSON.stringify(volume)} is being removed by another host right now`, { volume });
   }
 
+  /** The removal marker of `volume`; listed first, for the same reason as in liveHolders. */
   private async readMarker(volume: string): Promise<{ host: string; since: string } | undefined> {
+    if (!(await readdir(this.removingDir)).includes(volume)) return undefined;
     const text = await readFileNoFollow(join(this.removingDir, volume));
     if (text === undefined) return undefined;
     const record = parseRecord(text);
