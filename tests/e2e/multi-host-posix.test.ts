@@ -84,7 +84,9 @@ describe("posix --scope global on GlusterFS, two hosts", () => {
   test("each host has its own hostname, FUSE mount and claims identity", async () => {
     expect((await a.ns.run(["hostname"])).trim()).toBe("host-a");
     expect((await b.ns.run(["hostname"])).trim()).toBe("host-b");
-    for (const host of [a, b]) expect(await a.ns.run(["findmnt", "-n", "-o", "FSTYPE", mountDir(a)])).toContain("fuse.glusterfs");
+    for (const host of [a, b]) expect(await host.ns.run(["findmnt", "-n", "-o", "FSTYPE", mountDir(host)])).toContain("fuse.glusterfs");
+    // ... which the other host does not see: each has its own mount namespace.
+    expect((await a.ns.run(["findmnt", "-n", "-o", "FSTYPE", mountDir(b)]).catch(() => "")).trim()).toBe("");
     // Each plugin publishes its heartbeat under its hostname.
     const claims = join(gluster.brick, ".docker-quobyte-plugin", "claims", "hosts");
     expect((await readdir(claims)).sort()).toEqual(["host-a", "host-b"]);
