@@ -137,6 +137,36 @@ describe("posix --scope global on GlusterFS, two hosts", () => {
     console.log(`multi-host posix: volume gone on both hosts ${seconds.toFixed(2)} s after Remove`);
   });
 
+  test("Mount on A racing Remove on B: never both succeed, and a volume answered to a Mount keeps its data", async () => {
+    const outcomes = { mounted: 0, removed: 0 };
+    for (let round = 0; round < 12; round++) {
+      const Name = `duel-${round}`;
+      await ok(a, "VolumeDriver.Create", { Name });
+      await Bun.sleep(FS_CACHE_S * 1000 * (round % 2)); // half the rounds with B's view settled
+      const [mount, remove] = await Promise.all([
+        a.call("VolumeDriver.Mount", { Name, ID: ID(100 + round) }),
+        b.call("VolumeDriver.Remove", { Name }),
+      ]);
+      const mounted = !(mount.json as { Err?: string }).Err;
+      const removed = !(remove.json as { Err?: string }).Err;
+      expect(mounted && removed).toBe(false);
+      if (mounted) {
+        outcomes.mounted++;
+        const { Mountpoint } = mount.json as { Mountpoint: string };
+        await writeFile(join(a.viewOf(Mountpoint), "alive.txt"), "yes\n");
+        await ok(a, "VolumeDriver.Unmount", { Name, ID: ID(100 + round) });
+        await ok(a, "VolumeDriver.Remove", { Name });
+      } else {
+        outcomes.removed++;
+      }
+    }
+    // A Mount that lost withdrew its claim; a Remove that lost dropped its marker.
+    const claims = join(gluster.brick, ".docker-quobyte-plugin", "claims");
+    expect((await readdir(join(claims, "mounts", "host-a"))).filter((n) => n.startsWith("duel-"))).toEqual([]);
+    expect((await readdir(join(claims, "removing"))).filter((n) => !n.startsWith("."))).toEqual([]);
+    console.log(`multi-host posix: Mount/Remove duel: ${outcomes.mounted} rounds the Mount won, ${outcomes.removed} the Remove`);
+  }, 60_000);
+
   test("A SIGKILLed while holding a mount: Remove on B refused at once, allowed once A's claim expired", async () => {
     await ok(a, "VolumeDriver.Create", { Name: "orphan" });
     await ok(a, "VolumeDriver.Mount", { Name: "orphan", ID: ID(4) });
