@@ -124,10 +124,11 @@ export class Claims {
     }, this.periodMs);
   }
 
+  /** Stops refreshing. A refresh stuck on hung storage is not waited for beyond a second. */
   async stop(): Promise<void> {
     clearInterval(this.timer);
     this.timer = undefined;
-    await this.ticking;
+    if (this.ticking) await Promise.race([this.ticking, new Promise((resolve) => setTimeout(resolve, 1000).unref())]);
   }
 
   /**
