@@ -38,8 +38,8 @@ export async function startService(config: ServeConfig, log: Logger): Promise<Ru
   const app = createApp(driver, log.withTag("protocol"));
   let listener: Listener;
   try {
-    // Before the socket opens: a restarted host must re-claim its mounts before any
-    // other host's Remove could find them unclaimed through us being silent.
+    // Before the socket opens: a restarted host re-claims the mounts it recorded before
+    // it answers anything, so its containers' volumes are never unclaimed while it runs.
     await driver.startClaims();
     listener = await openListener(config, app.fetch, gid);
   } catch (error) {
