@@ -1,4 +1,4 @@
-import { lstat, mkdir, readdir, unlink } from "node:fs/promises";
+import { lstat, mkdir, readdir, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { createFileExclusive, readFileNoFollow, removeStaleTempFiles, writeFileAtomic } from "../system/atomic-file.ts";
 import { errnoCode, messageOf, PluginError } from "./errors.ts";
@@ -42,7 +42,7 @@ export function isValidHostId(id: string): boolean {
  * host has the volume mounted. Layout under `dir`:
  *
  *   hosts/<host>             the host's heartbeat: a token and a counter, rewritten every lease/4
- *   mounts/<host>/<volume>   the host has the volume mounted (written on its first mount, dropped on its last)
+ *   mounts/<host>/<volume>   the host has the volume mounted (an empty file, created on its first mount, dropped on its last)
  *   removing/<volume>        a Remove is deciding; Mounts elsewhere back off
  *
  * Remove racing Mount on another host follows the two-flag pattern: Mount writes its
@@ -222,8 +222,8 @@ export class Claims {
         throw error;
       });
       if (!listed.includes(volume) || !(await this.isAlive(host))) continue;
-      const text = await readFileNoFollow(join(dir, volume)).catch(() => undefined);
-      out.push({ host, since: (text && parseRecord(text)?.since) ?? "unknown" });
+      const since = await lstat(join(dir, volume)).then((info) => info.mtime.toISOString(), () => "unknown");
+      out.push({ host, since });
     }
     return out;
   }
@@ -256,9 +256,16 @@ export class Claims {
     return record && typeof record.host === "string" ? { host: record.host, since: record.since ?? "unknown" } : { host: "unknown", since: "unknown" };
   }
 
+  /**
+   * A claim is an empty file: one create on the Mount path (exclusive, so a symlink planted
+   * in its place is never followed), nothing that could be torn, and its mtime tells since when.
+   */
   private async writeClaim(volume: string): Promise<void> {
-    const record = `${JSON.stringify({ host: this.hostId, since: new Date().toISOString() })}\n`;
-    await writeFileAtomic(join(this.ownMountsDir, volume), record, FILE_MODE, { durable: false });
+    try {
+      await writeFile(join(this.ownMountsDir, volume), "", { flag: "wx", mode: FILE_MODE });
+    } catch (error) {
+      if (errnoCode(error) !== "EEXIST") throw error;
+    }
   }
 
   /** Reads `host`'s heartbeat now and judges it by how long it has stood still. */
