@@ -1,28 +1,22 @@
 import { defineCommand } from "citty";
 import { createLogger } from "../logging.ts";
 import { startService } from "../service.ts";
-import { assertKnownArgs, backendArgs, commonArgs, configFromArgs, nameArg } from "./args.ts";
+import { assertKnownArgs, backendArgs, claimArgs, commonArgs, configFromArgs, nameArg } from "./args.ts";
 import { waitForShutdownSignal } from "./signals.ts";
+
+/** How often dependencies are probed without requests, so a broken API is logged unprompted. */
+const HEALTH_INTERVAL_MS = 30_000;
 
 const args = {
   ...backendArgs,
   ...nameArg,
+  ...claimArgs,
   socket: { type: "string", description: "Socket path (overrides --name's default path)", valueHint: "PATH" },
   group: { type: "string", description: "Group allowed to use the socket (env SOCKET_GROUP; default root)", valueHint: "GROUP" },
   timeout: { type: "string", description: "Deadline of each volume operation in seconds (default 30)", valueHint: "SECONDS" },
   "create-wait": {
     type: "string",
     description: "quobyte: how long Create waits for a new volume to appear in the mount, in seconds (default 20)",
-    valueHint: "SECONDS",
-  },
-  "host-id": {
-    type: "string",
-    description: "This host's name in mount claims on shared storage (default: the hostname); unique per host",
-    valueHint: "ID",
-  },
-  "lease-timeout": {
-    type: "string",
-    description: "With --scope global: seconds after which a silent host's mounts stop blocking Remove (default 60)",
     valueHint: "SECONDS",
   },
   "list-all": { type: "boolean", description: "quobyte: List shows every volume of the tenant, not only this plugin's" },
@@ -53,6 +47,8 @@ export default defineCommand({
       scope: service.driver.scope,
       stateDir: config.stateDir,
     });
+    // After the line above: the first failure logged is about a plugin known to be serving.
+    service.health.start(HEALTH_INTERVAL_MS);
     const signal = await waitForShutdownSignal();
     log.info(`received ${signal}; stopping`);
     await service.stop();
