@@ -44,6 +44,7 @@ export function isValidHostId(id: string): boolean {
  *   hosts/<host>             the host's heartbeat: a token and a counter, rewritten every lease/4
  *   mounts/<host>/<volume>   the host has the volume mounted (an empty file, created on its first mount, dropped on its last)
  *   removing/<volume>        a Remove is deciding; Mounts elsewhere back off
+ *   removed/<volume>         a tombstone: the volume was removed less than a lease ago
  *
  * Remove racing Mount on another host follows the two-flag pattern: Mount writes its
  * claim, then looks for a removal marker; Remove creates the marker, then looks for
@@ -85,6 +86,9 @@ export class Claims {
   private get removingDir(): string {
     return join(this.options.dir, "removing");
   }
+  private get removedDir(): string {
+    return join(this.options.dir, "removed");
+  }
 
   /**
    * Before serving: publishes a heartbeat, drops this host's stale removal markers,
@@ -94,18 +98,18 @@ export class Claims {
   async start(mounted: Iterable<string>, host: ClaimsHost): Promise<void> {
     this.host = host;
     try {
-      for (const dir of [this.options.dir, this.hostsDir, join(this.options.dir, "mounts"), this.ownMountsDir, this.removingDir]) {
+      for (const dir of [this.options.dir, this.hostsDir, join(this.options.dir, "mounts"), this.ownMountsDir, this.removingDir, this.removedDir]) {
         await mkdir(dir, { mode: 0o755 }).catch((error: unknown) => {
           if (errnoCode(error) !== "EEXIST") throw error;
         });
         const info = await lstat(dir);
         if (info.isSymbolicLink() || !info.isDirectory()) throw new Error(`${dir} must be a directory, not a symlink or file`);
       }
-      for (const dir of [this.hostsDir, this.ownMountsDir, this.removingDir]) await removeStaleTempFiles(dir);
+      for (const dir of [this.hostsDir, this.ownMountsDir, this.removingDir, this.removedDir]) await removeStaleTempFiles(dir);
       await this.beat();
       for (const volume of await readdir(this.removingDir)) {
         if (volume.startsWith(".")) continue;
-        const marker = await this.readMarker(volume);
+        const marker = await this.readRecord(this.removingDir, volume, false);
         if (marker?.host === this.hostId) await unlink(join(this.removingDir, volume)).catch(() => {});
       }
       const want = new Set(mounted);
@@ -145,10 +149,16 @@ export class Claims {
         volume,
       });
     }
-    let removing: { host: string; since: string } | undefined;
+    let refusal: string | undefined;
     try {
       const marker = await this.readMarker(volume);
-      if (marker && marker.host !== this.hostId && (await this.isAlive(marker.host))) removing = marker;
+      if (marker?.removed) {
+        // The volume went away before this Mount claimed it, and this host's view of the
+        // storage was a moment old (name caches): there is nothing left to mount.
+        refusal = `volume ${JSON.stringify(volume)} was removed by host ${marker.host} (at ${marker.since})`;
+      } else if (marker && marker.host !== this.hostId && (await this.isAlive(marker.host))) {
+        refusal = `volume ${JSON.stringify(volume)} is being removed by host ${marker.host} (since ${marker.since})`;
+      }
     } catch (error) {
       // Unable to rule out a Remove elsewhere: the Mount must not go ahead on a guess.
       await this.release(volume);
@@ -157,11 +167,20 @@ export class Claims {
         volume,
       });
     }
-    if (removing) {
+    if (refusal) {
       await this.release(volume);
-      throw new PluginError("BACKEND_FAILED", `volume ${JSON.stringify(volume)} is being removed by host ${removing.host} (since ${removing.since})`, {
-        volume,
-      });
+      throw new PluginError("BACKEND_FAILED", refusal, { volume });
+    }
+  }
+
+  /** A Create of `volume` ends the tombstone a Remove left (see guardRemove). */
+  async clearTombstone(volume: string): Promise<void> {
+    try {
+      await unlink(join(this.removedDir, volume));
+    } catch (error) {
+      if (errnoCode(error) !== "ENOENT") {
+        throw new PluginError("BACKEND_FAILED", `cannot clear the removal record of volume ${JSON.stringify(volume)}: ${messageOf(error)}`, { cause: error, volume });
+      }
     }
   }
 
@@ -185,10 +204,13 @@ export class Claims {
 
   /**
    * Runs `remove` only while no other live host claims `volume`. The removal marker is
-   * created first, so a Mount elsewhere that starts now backs off; it is dropped after.
+   * created first, so a Mount elsewhere that starts now backs off. A refused or failed
+   * Remove drops it; a finished one turns it into a tombstone for one lease, because a
+   * host whose cached view still shows the volume could otherwise answer a Mount of it.
    */
   async guardRemove(volume: string, remove: () => Promise<void>): Promise<void> {
     await this.placeMarker(volume);
+    let removed = false;
     try {
       const holders = await this.liveHolders(volume);
       if (holders.length > 0) {
@@ -201,9 +223,16 @@ export class Claims {
         );
       }
       await remove();
+      removed = true;
     } finally {
+      // The tombstone goes up before the marker comes down: no moment without either.
+      if (removed) await writeFileAtomic(join(this.removedDir, volume), this.markerRecord(), FILE_MODE, { durable: false }).catch(() => {});
       await unlink(join(this.removingDir, volume)).catch(() => {});
     }
+  }
+
+  private markerRecord(): string {
+    return `${JSON.stringify({ host: this.hostId, since: new Date().toISOString() })}\n`;
   }
 
   /**
@@ -230,10 +259,10 @@ export class Claims {
 
   private async placeMarker(volume: string): Promise<void> {
     const path = join(this.removingDir, volume);
-    const record = `${JSON.stringify({ host: this.hostId, since: new Date().toISOString() })}\n`;
+    const record = this.markerRecord();
     for (let attempt = 0; attempt < 3; attempt++) {
       if (await createFileExclusive(path, record, FILE_MODE)) return;
-      const marker = await this.readMarker(volume);
+      const marker = await this.readRecord(this.removingDir, volume, false);
       if (marker === undefined) continue; // dropped in between: try again
       if (marker.host !== this.hostId && (await this.isAlive(marker.host))) {
         throw new PluginError("VOLUME_IN_USE", `volume ${JSON.stringify(volume)} is being removed by host ${marker.host} (since ${marker.since})`, {
@@ -247,13 +276,21 @@ export class Claims {
     throw new PluginError("VOLUME_IN_USE", `volume ${JSON.stringify(volume)} is being removed by another host right now`, { volume });
   }
 
-  /** The removal marker of `volume`; listed first, for the same reason as in liveHolders. */
-  private async readMarker(volume: string): Promise<{ host: string; since: string } | undefined> {
-    if (!(await readdir(this.removingDir)).includes(volume)) return undefined;
-    const text = await readFileNoFollow(join(this.removingDir, volume));
-    if (text === undefined) return undefined;
-    const record = parseRecord(text);
-    return record && typeof record.host === "string" ? { host: record.host, since: record.since ?? "unknown" } : { host: "unknown", since: "unknown" };
+  /**
+   * The removal marker of `volume`; listed first, for the same reason as in liveHolders.
+   * One that is listed but cannot be read (replaced a moment ago) counts as a Remove
+   * by an unknown host: live until a lease passes.
+   */
+  private async readMarker(volume: string): Promise<Marker | undefined> {
+    return (await this.readRecord(this.removingDir, volume, false)) ?? (await this.readRecord(this.removedDir, volume, true));
+  }
+
+  private async readRecord(dir: string, volume: string, removed: boolean): Promise<Marker | undefined> {
+    if (!(await readdir(dir)).includes(volume)) return undefined;
+    const text = await readFileNoFollow(join(dir, volume)).catch(() => undefined);
+    const record = text === undefined ? undefined : parseRecord(text);
+    if (!record || typeof record.host !== "string") return { host: "unknown", since: "unknown", removed };
+    return { host: record.host, since: record.since ?? "unknown", removed };
   }
 
   /**
@@ -298,10 +335,33 @@ export class Claims {
     }
   }
 
+  /** Tombstones as first seen by this process: content and when (monotonic). */
+  private readonly tombstones = new Map<string, { text: string; seenAt: number }>();
+
+  /** Deletes tombstones that stood unchanged for a lease of our clock: every cache is past them. */
+  private async sweepTombstones(): Promise<void> {
+    const now = (this.options.now ?? (() => performance.now()))();
+    const present = new Set<string>();
+    for (const volume of await readdir(this.removedDir)) {
+      if (volume.startsWith(".")) continue;
+      present.add(volume);
+      const path = join(this.removedDir, volume);
+      const text = (await readFileNoFollow(path).catch(() => undefined)) ?? "";
+      const seen = this.tombstones.get(volume);
+      if (!seen || seen.text !== text) this.tombstones.set(volume, { text, seenAt: now });
+      else if (now - seen.seenAt >= this.options.leaseTimeoutMs) {
+        await unlink(path).catch(() => {});
+        this.tombstones.delete(volume);
+      }
+    }
+    for (const volume of this.tombstones.keys()) if (!present.has(volume)) this.tombstones.delete(volume);
+  }
+
   private async tick(): Promise<void> {
     try {
       await this.beat();
       await this.observeAll();
+      await this.sweepTombstones();
     } catch (error) {
       this.options.warn?.(`cannot refresh this host's heartbeat in ${this.hostsDir}`, { error: messageOf(error) });
     }
@@ -320,6 +380,13 @@ export class Claims {
         .catch(() => {});
     }
   }
+}
+
+interface Marker {
+  host: string;
+  since: string;
+  /** A tombstone: the Remove finished. */
+  removed: boolean;
 }
 
 function parseRecord(text: string): { host?: unknown; since?: string } | undefined {

@@ -39,7 +39,11 @@ export class Driver {
   async create(name: unknown, options: unknown): Promise<void> {
     const volume = this.validName(name);
     const opts = validateOptions(options, this.backend.optionNames, volume);
-    await this.locked(volume, "create", () => this.backend.create(volume, opts));
+    await this.locked(volume, "create", async () => {
+      // A Mount elsewhere must not mistake the new volume for the one removed before.
+      await this.options.claims?.clearTombstone(volume);
+      await this.backend.create(volume, opts);
+    });
   }
 
   /** Deletes a volume and its data; refused while it is mounted on this host or, with claims, on another live host. */

@@ -118,6 +118,43 @@ describe("Claims on one shared directory", () => {
     expect(await readdir(join(dir, "mounts", "host-a"))).toEqual([]);
   });
 
+  test("a finished Remove leaves a tombstone: a Mount from a stale view is refused until the name is created again", async () => {
+    const clock = { now: 0 };
+    const a = await started("host-a", clock);
+    const b = await started("host-b", clock);
+    await b.claims.guardRemove("data", async () => {});
+    expect(await readdir(join(dir, "removing"))).toEqual([]);
+    const refused = await expectPluginError(a.claims.claimForMount("data"), "BACKEND_FAILED");
+    expect(refused.message).toContain("was removed by host host-b");
+    expect(await readdir(join(dir, "mounts", "host-a"))).toEqual([]);
+    await b.claims.clearTombstone("data"); // what a Create does first, on any host
+    await a.claims.claimForMount("data");
+  });
+
+  test("a refused Remove leaves no tombstone", async () => {
+    const clock = { now: 0 };
+    const a = await started("host-a", clock);
+    const b = await started("host-b", clock);
+    await a.claims.claimForMount("data");
+    await expectPluginError(b.claims.guardRemove("data", async () => {}), "VOLUME_IN_USE");
+    await expectPluginError(b.claims.guardRemove("data", async () => Promise.reject(new Error("disk"))), "VOLUME_IN_USE");
+    expect(await readdir(join(dir, "removed"))).toEqual([]);
+  });
+
+  test("tombstones go once they stood for a lease of the sweeping host's clock", async () => {
+    const clock = { now: 0 };
+    const claims = new Claims({ dir, hostId: "host-s", leaseTimeoutMs: 1000, now: () => clock.now });
+    await claims.start([], { withVolumeLock: (_v, task) => task(), isMountedHere: () => false });
+    stops.push(claims);
+    await claims.guardRemove("data", async () => {});
+    expect(await readdir(join(dir, "removed"))).toEqual(["data"]);
+    await Bun.sleep(claims.periodMs + 150); // first seen
+    expect(await readdir(join(dir, "removed"))).toEqual(["data"]);
+    clock.now = 1000;
+    await Bun.sleep(claims.periodMs + 150);
+    expect(await readdir(join(dir, "removed"))).toEqual([]);
+  });
+
   test("a marker left by a dead host stops blocking after the lease; one of our own is dropped at start", async () => {
     const clock = { now: 0 };
     const a = await started("host-a", clock);
