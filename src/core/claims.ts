@@ -205,7 +205,7 @@ export class Claims {
   /**
    * Runs `remove` only while no other live host claims `volume`. The removal marker is
    * created first, so a Mount elsewhere that starts now backs off. A refused or failed
-   * Remove drops it; a finished one turns it into a tombstone for one lease, because a
+   * Remove drops it; a finished one first leaves a tombstone for one lease, because a
    * host whose cached view still shows the volume could otherwise answer a Mount of it.
    */
   async guardRemove(volume: string, remove: () => Promise<void>): Promise<void> {
