@@ -66,13 +66,17 @@ export class Claims {
   /** Volumes whose claim could not be written or dropped; retried every period. */
   private readonly repairs = new Set<string>();
   private host: ClaimsHost | undefined;
+  /** Tombstones as first seen by this process: content and when (monotonic). */
+  private readonly tombstones = new Map<string, { text: string; seenAt: number }>();
+  private readonly now: () => number;
 
   constructor(private readonly options: ClaimsOptions) {
     if (!isValidHostId(options.hostId)) {
       throw new PluginError("INVALID_REQUEST", `host id ${JSON.stringify(options.hostId)} must be letters, digits, "_", "." or "-" (at most 64)`);
     }
     this.hostId = options.hostId;
-    this.observer = new LeaseObserver(options.leaseTimeoutMs, options.now);
+    this.now = options.now ?? (() => performance.now());
+    this.observer = new LeaseObserver(options.leaseTimeoutMs, this.now);
     // Far above the 1 s attribute caches of network filesystems, far below the lease.
     this.periodMs = Math.max(250, Math.floor(options.leaseTimeoutMs / 4));
   }
@@ -335,12 +339,9 @@ export class Claims {
     }
   }
 
-  /** Tombstones as first seen by this process: content and when (monotonic). */
-  private readonly tombstones = new Map<string, { text: string; seenAt: number }>();
-
   /** Deletes tombstones that stood unchanged for a lease of our clock: every cache is past them. */
   private async sweepTombstones(): Promise<void> {
-    const now = (this.options.now ?? (() => performance.now()))();
+    const now = this.now();
     const present = new Set<string>();
     for (const volume of await readdir(this.removedDir)) {
       if (volume.startsWith(".")) continue;
