@@ -37,12 +37,13 @@ export class Driver {
 
   /** Creates a volume; creating an existing one succeeds and changes nothing. */
   async create(name: unknown, options: unknown): Promise<void> {
+    const arrivedAt = performance.now();
     const volume = this.validName(name);
     const opts = validateOptions(options, this.backend.optionNames, volume);
     await this.locked(volume, "create", async () => {
       // A Mount elsewhere must not mistake the new volume for the one removed before.
       await this.options.claims?.clearTombstone(volume);
-      await this.backend.create(volume, opts);
+      await this.backend.create(volume, opts, arrivedAt);
     });
   }
 
@@ -81,11 +82,12 @@ export class Driver {
 
   /** Records a mount under `mountId` and returns the path for the container. */
   async mount(name: unknown, mountId: unknown): Promise<string> {
+    const arrivedAt = performance.now();
     const volume = this.validName(name);
     const id = validateMountId(mountId, volume);
     return this.locked(volume, "mount", async (signal) => {
       await this.require(volume);
-      const path = await this.backend.prepareMount(volume);
+      const path = await this.backend.prepareMount(volume, arrivedAt);
       const claims = this.options.claims;
       const first = this.refs.count(volume) === 0;
       if (claims && first) await claims.claimForMount(volume);
