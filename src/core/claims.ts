@@ -1,5 +1,6 @@
 import { lstat, mkdir, readdir, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { crashPoint } from "../system/crash-point.ts";
 import { createFileExclusive, readFileNoFollow, removeStaleTempFiles, writeFileAtomic } from "../system/atomic-file.ts";
 import { errnoCode, messageOf, PluginError } from "./errors.ts";
 import { LeaseObserver } from "./lease-observer.ts";
@@ -103,11 +104,7 @@ export class Claims {
     this.host = host;
     try {
       for (const dir of [this.options.dir, this.hostsDir, join(this.options.dir, "mounts"), this.ownMountsDir, this.removingDir, this.removedDir]) {
-        await mkdir(dir, { mode: 0o755 }).catch((error: unknown) => {
-          if (errnoCode(error) !== "EEXIST") throw error;
-        });
-        const info = await lstat(dir);
-        if (info.isSymbolicLink() || !info.isDirectory()) throw new Error(`${dir} must be a directory, not a symlink or file`);
+        await ensureDirectory(dir);
       }
       for (const dir of [this.hostsDir, this.ownMountsDir, this.removingDir, this.removedDir]) await removeStaleTempFiles(dir);
       await this.beat();
@@ -153,6 +150,7 @@ export class Claims {
         volume,
       });
     }
+    crashPoint("claims-mount:claimed");
     let refusal: string | undefined;
     try {
       const marker = await this.readMarker(volume);
@@ -214,6 +212,7 @@ export class Claims {
    */
   async guardRemove(volume: string, remove: () => Promise<void>): Promise<void> {
     await this.placeMarker(volume);
+    crashPoint("claims-remove:marked");
     let removed = false;
     try {
       const holders = await this.liveHolders(volume);
@@ -396,5 +395,26 @@ function parseRecord(text: string): { host?: unknown; since?: string } | undefin
     return { host: value.host, since: typeof value.since === "string" ? value.since : undefined };
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * Creates `dir` unless it exists, and refuses a symlink or file in its place. Hosts
+ * starting together race to create it; a client that lost the race may briefly not see
+ * the winner's directory through its name cache (EEXIST, then ENOENT), so it looks again.
+ */
+async function ensureDirectory(dir: string): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    await mkdir(dir, { mode: 0o755 }).catch((error: unknown) => {
+      if (errnoCode(error) !== "EEXIST") throw error;
+    });
+    try {
+      const info = await lstat(dir);
+      if (info.isSymbolicLink() || !info.isDirectory()) throw new Error(`${dir} must be a directory, not a symlink or file`);
+      return;
+    } catch (error) {
+      if (errnoCode(error) !== "ENOENT" || attempt >= 30) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
   }
 }

@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { CRASH_AT_ENV } from "../../src/system/crash-point.ts";
 import { type GlusterVolume, startGlusterVolume } from "../support/glusterfs.ts";
 import { type Host, type Hosts, startHosts } from "../support/multi-host.ts";
 import { makeTempDir, removeTempDir } from "../support/tmp.ts";
@@ -165,6 +166,33 @@ describe("posix --scope global on GlusterFS, two hosts", () => {
     expect((await readdir(join(claims, "mounts", "host-a"))).filter((n) => n.startsWith("duel-"))).toEqual([]);
     expect((await readdir(join(claims, "removing"))).filter((n) => !n.startsWith("."))).toEqual([]);
     console.log(`multi-host posix: Mount/Remove duel: ${outcomes.mounted} rounds the Mount won, ${outcomes.removed} the Remove`);
+  }, 60_000);
+
+  test("B killed between placing its removal marker and checking claims: A's Mount waits for B's restart, which drops the marker", async () => {
+    await ok(a, "VolumeDriver.Create", { Name: "interrupted-remove" });
+    await b.stopPlugin();
+    await b.start({ [CRASH_AT_ENV]: "claims-remove:marked" });
+    await b.call("VolumeDriver.Remove", { Name: "interrupted-remove" }).catch(() => undefined);
+    expect(await b.plugin?.proc.exited).toBe(137);
+    await b.kill();
+    expect(await err(a, "VolumeDriver.Mount", { Name: "interrupted-remove", ID: ID(6) })).toContain("being removed by host host-b");
+    await b.start();
+    const { Mountpoint } = (await ok(a, "VolumeDriver.Mount", { Name: "interrupted-remove", ID: ID(6) })) as { Mountpoint: string };
+    await writeFile(join(a.viewOf(Mountpoint), "still.txt"), "here\n");
+    await ok(a, "VolumeDriver.Unmount", { Name: "interrupted-remove", ID: ID(6) });
+    await ok(b, "VolumeDriver.Remove", { Name: "interrupted-remove" });
+  }, 60_000);
+
+  test("A killed between writing its claim and recording the mount: Remove on B waits for A's restart, which drops the claim", async () => {
+    await ok(a, "VolumeDriver.Create", { Name: "interrupted-mount" });
+    await a.stopPlugin();
+    await a.start({ [CRASH_AT_ENV]: "claims-mount:claimed" });
+    await a.call("VolumeDriver.Mount", { Name: "interrupted-mount", ID: ID(7) }).catch(() => undefined);
+    await a.plugin?.proc.exited;
+    await a.kill();
+    expect(await err(b, "VolumeDriver.Remove", { Name: "interrupted-mount" })).toContain("host-a");
+    await a.start();
+    await ok(b, "VolumeDriver.Remove", { Name: "interrupted-mount" });
   }, 60_000);
 
   test("A SIGKILLed while holding a mount: Remove on B refused at once, allowed once A's claim expired", async () => {

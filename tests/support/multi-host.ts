@@ -32,8 +32,8 @@ export interface Host {
   call(method: string, body?: unknown): Promise<EngineReply>;
   /** `path` as this host's mount namespace sees it (through its own mounts), for test I/O. */
   viewOf(path: string): string;
-  /** Starts (or restarts) the plugin with the same state dir and socket. */
-  start(): Promise<void>;
+  /** Starts (or restarts) the plugin with the same state dir and socket; `env` adds variables. */
+  start(env?: Record<string, string>): Promise<void>;
   /** SIGKILLs the plugin (a crash): nothing is cleaned up, its state stays. */
   kill(): Promise<void>;
   /** SIGTERM, a clean stop. */
@@ -113,12 +113,12 @@ async function makeHost(name: string, options: HostsOptions): Promise<Host> {
       }
     },
     viewOf: (path) => `/proc/${ns.pid}/root${path}`,
-    async start() {
+    async start(env) {
       if (plugin && plugin.proc.exitCode === null) throw new Error(`${name}: the plugin is running already`);
       const args = ["--state-dir", stateDir, "--socket", socketPath, ...options.pluginArgs(host)];
       // nsenter execs the plugin in place, so the process we hold is the plugin itself.
       plugin = await startPlugin(args, socketPath, (argv) =>
-        Bun.spawn([...ns.enter(), ...argv], { stdin: "ignore", stdout: "pipe", stderr: "pipe" }),
+        Bun.spawn([...ns.enter(), ...argv], { stdin: "ignore", stdout: "pipe", stderr: "pipe", env: { ...process.env, ...env } }),
       );
     },
     async kill() {
