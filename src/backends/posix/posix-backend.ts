@@ -8,7 +8,7 @@ import { crashPoint } from "../../system/crash-point.ts";
 import { MetadataStore, requireRealDirectory } from "../metadata-store.ts";
 import { type Ownership, parseOwnership, POSIX_OPTION_NAMES } from "./options.ts";
 import { isInterruptedCreate, type PosixVolumeMeta } from "./volume-meta.ts";
-import { applyOwnership, backendError, ignoreExists, requireVolumeDirectory, storageUnavailable } from "./volume-fs.ts";
+import { applyOwnership, backendError, ignoreExists, requireExistingVolumeDirectory, requireVolumeDirectory, storageUnavailable } from "./volume-fs.ts";
 
 /** A metadata read on the request path waits at most this long before the index answers. */
 const READ_TIMEOUT_MS = 1000;
@@ -182,7 +182,7 @@ export class PosixBackend implements Backend {
       // placed there on purpose. Adopt it, but only if it is a real directory.
       made = false;
       try {
-        await this.requireVolumeDirectory(name);
+        await requireExistingVolumeDirectory(dir, name);
       } catch (refused) {
         await this.meta.delete(name).catch(() => {});
         throw refused;
