@@ -1,10 +1,11 @@
 // A real single-brick GlusterFS volume for multi-host tests, run without systemd.
 //
 // glusterd runs inside a private mount + network namespace: its state directory
-// (/var/lib/glusterd), runtime directory (/run/gluster) and logs are bind-mounted from the
-// test's work dir there, and its ports exist only in that network namespace. So a test
-// never touches the machine's own GlusterFS state, two test runs cannot collide on port
-// 24007, and nothing is left in /var/lib/glusterd afterwards. The brick address is the
+// (/var/lib/glusterd), runtime directory (/run/gluster, on a private /run) and logs are
+// bind-mounted from the test's work dir there, and its ports exist only in that network
+// namespace. So a test never touches the machine's own GlusterFS state, two test runs
+// at once cannot collide (port 24007, /run/glusterd.socket), and nothing is left in
+// /var/lib/glusterd afterwards. The brick address is the
 // machine's hostname (GlusterFS refuses 127.0.0.1 and localhost); inside the namespace it
 // resolves through /etc/hosts to the namespace's own loopback.
 
@@ -62,6 +63,9 @@ export async function startGlusterVolume(workDir: string, name = "dqpshared"): P
   };
   try {
     await storage.run(["ip", "link", "set", "lo", "up"]);
+    // A private /run: glusterd's CLI socket (/run/glusterd.socket) would otherwise be shared
+    // with any other glusterd on the machine, and the CLI would talk to the wrong one.
+    await storage.run(["mount", "-t", "tmpfs", "-o", "mode=0755", "tmpfs", "/run"]);
     await storage.run(["mkdir", "-p", "/var/lib/glusterd", "/run/gluster", "/var/log/glusterfs"]);
     await storage.run(["mount", "--bind", lib, "/var/lib/glusterd"]);
     await storage.run(["mount", "--bind", run, "/run/gluster"]);
