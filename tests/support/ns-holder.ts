@@ -2,7 +2,7 @@
 // can run commands inside them with `nsenter -t <pid>`. Everything is stopped by PID.
 
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
-import { isAlive, runArgv } from "../e2e/support/engine.ts";
+import { isAlive, runArgv } from "../e2e/support/process.ts";
 
 export const NSENTER = "/usr/bin/nsenter";
 const UNSHARE = "/usr/bin/unshare";
