@@ -49,9 +49,7 @@ export async function startService(config: ServeConfig, log: Logger): Promise<Ru
   const driver = new Driver(backend, refs, { timeoutMs: config.timeoutMs, scope: config.scope, claims });
   // The socket opens before the backend has loaded its index (about 20 µs per volume):
   // the engine's first call, Activate, needs nothing loaded, and every other call waits
-  // for the load, within the operation deadline. The load includes re-claiming the mounts
-  // this host recorded before a restart, so no volume call is answered while this host's
-  // containers' volumes are unclaimed.
+  // for the load, within the operation deadline.
   let loaded = false;
   const loading = backend
     .init()
@@ -68,6 +66,9 @@ export async function startService(config: ServeConfig, log: Logger): Promise<Ru
   const app = createApp(driver, log.withTag("protocol"), health, pending);
   let listener: Listener;
   try {
+    // With claims, other hosts judge this host by what it published: its recorded mounts
+    // are re-claimed and its leftover markers dropped before the socket opens at all.
+    if (claims) await loading;
     listener = await openListener(config, app.fetch, gid);
   } catch (error) {
     await loading.catch(() => {});
