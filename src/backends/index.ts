@@ -21,7 +21,12 @@ export function createMountMonitor(config: ServeConfig): MountMonitor {
 export async function createBackend(config: ServeConfig, log: Logger): Promise<Backend> {
   switch (config.backend) {
     case "posix":
-      return new PosixBackend({ root: config.path, scope: config.scope, monitor: createMountMonitor(config) });
+      return new PosixBackend({
+        root: config.path,
+        scope: config.scope,
+        monitor: createMountMonitor(config),
+        warn: (message) => log.withTag("posix").warn(message),
+      });
     case "quobyte": {
       const q = config.quobyte;
       if (!q) throw new Error("quobyte settings missing");

@@ -33,6 +33,8 @@ export interface PosixBackendOptions {
   indexRefreshMs?: number;
   /** Checks the root's filesystem before Create and Mount (a hung NFS fails fast). */
   monitor?: MountMonitor;
+  /** Where problems found at start, outside any request, are reported. */
+  warn?: (message: string) => void;
 }
 
 /**
@@ -57,11 +59,13 @@ export class PosixBackend implements Backend {
   private trashSweep: Promise<void> = Promise.resolve();
   private readonly indexRefreshMs: number;
   private readonly monitor: MountMonitor | undefined;
+  private readonly warn: (message: string) => void;
 
   constructor(options: PosixBackendOptions) {
     this.scope = options.scope ?? "local";
     this.indexRefreshMs = options.indexRefreshMs ?? 2000;
     this.monitor = options.monitor;
+    this.warn = options.warn ?? (() => {});
     this.setRoot(resolve(options.root));
   }
 
@@ -137,9 +141,19 @@ export class PosixBackend implements Backend {
    * or start finishes it.
    */
   private async rollForwardInterruptedRemoves(): Promise<void> {
-    for (const [name, meta] of this.meta.entries()) {
+    for (const [name, meta] of [...this.meta.entries()]) {
       if (meta.state !== "removing") continue;
-      await this.finishRemove(name).catch(() => {});
+      try {
+        // On a shared root another host may have finished this Remove and created the name
+        // anew since the index was read: act only on the very record seen here.
+        const current = await this.meta.read(name);
+        if (current?.state !== "removing" || current.createdAt !== meta.createdAt) continue;
+        // Only moved into the trash here; the background sweep deletes it, so a large
+        // volume does not keep the socket closed.
+        await this.finishRemove(name, undefined, { deleteNow: false });
+      } catch (error) {
+        this.warn(`cannot finish the interrupted removal of ${name} yet (it stays hidden; the next Remove, Create or start retries): ${messageOf(error)}`);
+      }
     }
   }
 
@@ -229,19 +243,22 @@ export class PosixBackend implements Backend {
   }
 
   /** Moves the data into the trash, forgets the volume, then deletes the data. */
-  private async finishRemove(name: string, restoreOnFailure?: PosixVolumeMeta): Promise<void> {
+  private async finishRemove(name: string, restoreOnFailure?: PosixVolumeMeta, { deleteNow = true } = {}): Promise<void> {
     const trashed = join(this.trashDir, crypto.randomUUID());
+    let renaming = false;
     let moved = false;
     try {
       // The trash must still be ours: a symlink swapped in would carry the data out of the root.
       await requireRealDirectory(join(this.root, CONTROL_DIR));
       await requireRealDirectory(this.trashDir);
+      renaming = true;
       await rename(this.pathOf(name), trashed);
       moved = true;
       await syncDirectory(this.root);
     } catch (error) {
-      // The data went already (by a crashed Remove, or another host): only the record is left.
-      const alreadyGone = !moved && errnoCode(error) === "ENOENT";
+      // The data went already (by a crashed Remove, or another host): only the record is
+      // left. Only the rename's own ENOENT says so: a missing trash says nothing of the data.
+      const alreadyGone = renaming && !moved && errnoCode(error) === "ENOENT";
       if (!alreadyGone) {
         // Only data still in place may be handed back; moved data stays "removing", hidden.
         if (!moved && restoreOnFailure) await this.meta.write(name, restoreOnFailure).catch(() => {});
@@ -251,7 +268,7 @@ export class PosixBackend implements Backend {
     }
     crashPoint("posix-remove:trashed");
     await this.meta.delete(name);
-    if (moved) {
+    if (moved && deleteNow) {
       try {
         await rm(trashed, { recursive: true, force: true });
       } catch (error) {

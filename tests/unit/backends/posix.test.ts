@@ -380,6 +380,16 @@ describe("posix backend", () => {
       expect(await readdir(h.outside)).toEqual([]);
     });
 
+    test("a Remove that finds the trash missing keeps the volume whole and listed (not taken for data already gone)", async () => {
+      await h.driver.create("kept", {});
+      await writeFile(join(h.root, "kept", "data"), "x");
+      await rm(join(h.root, CONTROL, "trash"), { recursive: true });
+      await expectPluginError(h.driver.remove("kept"), "BACKEND_FAILED");
+      expect(await readFile(join(h.root, "kept", "data"), "utf8")).toBe("x");
+      expect(JSON.parse(await readFile(h.metaFile("kept"), "utf8")).state).toBe("ready");
+      expect((await h.driver.list()).map((v) => v.name)).toEqual(["kept"]);
+    });
+
     test("an interrupted remove is finished by the next Remove", async () => {
       await h.driver.create("half", {});
       await writeFile(join(h.root, "half", "data"), "x");
