@@ -1,4 +1,4 @@
-import { lstat } from "node:fs/promises";
+import { lstat, mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { withDeadline } from "../../core/deadline.ts";
 import { messageOf, PluginError } from "../../core/errors.ts";
@@ -6,38 +6,25 @@ import type { Backend, StorageHealth, VolumeOptions, VolumeRecord, VolumeSummary
 import type { Logger } from "../../logging.ts";
 import type { QuobyteApi, Tenant } from "../../quobyte/api.ts";
 import type { MountMonitor } from "../../system/mount-health.ts";
-import { MetadataStore } from "../metadata-store.ts";
-import { fixedUserEntry, parseQuobyteOptions, QUOBYTE_OPTION_NAMES, type RemovePolicy } from "./options.ts";
+import { CatalogFile } from "./catalog-file.ts";
+import { type CatalogEntry, VolumeCatalog } from "./catalog.ts";
+import { migrateLegacyRecords } from "./legacy-records.ts";
+import { fixedUserEntry, parseQuobyteOptions, QUOBYTE_OPTION_NAMES } from "./options.ts";
 import { apiError, provisionVolume, waitUntilVisible } from "./provision.ts";
-import { UsageCache } from "./usage-cache.ts";
-
-/** What this host remembers of a volume: Remove, Mount and Get receive only the name. */
-interface QuobyteVolumeMeta {
-  version: 1;
-  uuid: string;
-  tenantId: string;
-  createdAt: string;
-  options: Record<string, string>;
-  onRemove: RemovePolicy;
-  fixedUser?: string;
-  fixedGroup?: string;
-  /**
-   * Written before the API is asked to delete the volume: a Remove cut off by a crash is
-   * then known, finished by the next Remove or Create, and never mounted meanwhile.
-   */
-  state?: "removing";
-}
+import { decodeLabel, encodeLabel, PLUGIN_LABEL, type PluginLabel } from "./volume-label.ts";
 
 /** `<user>#<group>@<volume>` is the client's fixed-user syntax: a volume name must not mimic it. */
 const FIXED_USER_SYNTAX = /[#@]/;
 const NAME_MAX_BYTES = 255;
+/** Mount asks the API about the volume unless a refresh of this very request just confirmed it. */
+const MOUNT_RECHECK_MS = 1000;
 
 export interface QuobyteBackendOptions {
   api: QuobyteApi;
   /** Where the whole Quobyte namespace is mounted on this host. */
   mountPath: string;
-  /** Holds per-volume metadata (this host's state directory). */
-  metadataDir: string;
+  /** This host's state directory: the volume cache lives here. */
+  stateDir: string;
   /** Tenant name or UUID used when a volume gives none. */
   tenant: string;
   configurationName: string;
@@ -49,43 +36,68 @@ export interface QuobyteBackendOptions {
   createWaitMs: number;
   /** Deadline of one filesystem call on the mount (ms). */
   fsTimeoutMs: number;
-  /** List also shows every volume of the tenant, not only the ones created here. */
+  /** List also shows the tenant's volumes made by something else. */
   listAll: boolean;
+  /** A volume the API confirmed this recently is served without asking it again (ms). */
+  cacheTtlMs: number;
+  /** Window over which the first refresh after a start is spread (ms); default cacheTtlMs. */
+  startJitterMs?: number;
+  /** How long a request waits for the API before the cache answers (ms). */
+  apiWaitMs: number;
   log: Logger;
 }
 
 /**
  * Volumes created and deleted through the Quobyte management API, reached through the
- * host's single mount of the Quobyte namespace (`<mount>/<volume>`). Get and List answer
- * from local metadata, so they keep working while the API is down: an Err from Get would
- * make the engine forget the volume.
+ * host's single mount of the Quobyte namespace (`<mount>/<volume>`). A volume's identity
+ * and Docker options live on the Quobyte side, in a label set when it is created, so
+ * every host sees every volume. This host keeps only a cache of the API's answers
+ * (VolumeCatalog): it bounds the calls on the shared API and answers while the API is
+ * down (an Err from Get would make the engine forget the volume).
  */
 export class QuobyteBackend implements Backend {
   readonly kind = "quobyte";
   readonly scope = "global" as const;
   readonly optionNames = QUOBYTE_OPTION_NAMES;
-  private readonly meta: MetadataStore<QuobyteVolumeMeta>;
+  private readonly catalog: VolumeCatalog;
   private readonly tenants = new Map<string, Tenant>();
-  private readonly usage: UsageCache;
 
   constructor(private readonly options: QuobyteBackendOptions) {
-    // This host's own state directory: nobody else writes it.
-    this.meta = new MetadataStore(options.metadataDir, { mode: 0o600, shared: false });
-    this.usage = new UsageCache(options.api, () => [...this.tenants.values()].map((tenant) => tenant.id), options.log);
+    this.catalog = new VolumeCatalog({
+      api: options.api,
+      file: new CatalogFile(join(options.stateDir, "quobyte-catalog.json"), options.log),
+      tenantRef: options.tenant,
+      resolveTenant: (ref) => this.tenant(ref),
+      ttlMs: options.cacheTtlMs,
+      waitMs: options.apiWaitMs,
+      jitterMs: options.startJitterMs ?? options.cacheTtlMs,
+      log: options.log,
+    });
   }
 
   async init(): Promise<void> {
-    await this.meta.init();
+    await mkdir(this.options.stateDir, { recursive: true, mode: 0o755 });
+    await this.catalog.load();
+    if (this.catalog.knownHome()) return;
     try {
-      await this.tenant(this.options.tenant);
+      await this.catalog.homeTenant();
+      // The cache file exists from the start: requests only ever change it.
+      await this.catalog.persist();
     } catch (error) {
       // An unknown tenant is a configuration error: fail at start. An API that cannot be
-      // reached must not keep Docker from its volumes: resolve on the first Create.
+      // reached must not keep Docker from its volumes: resolve on the first request.
       if (error instanceof PluginError && error.code === "INVALID_OPTION") {
         throw new PluginError("BACKEND_FAILED", `${error.message}; set QUOBYTE_TENANT_ID or --tenant-id to an existing tenant`);
       }
       this.options.log.warn(`cannot resolve tenant ${JSON.stringify(this.options.tenant)} yet: ${messageOf(error)}`);
+      return;
     }
+    await migrateLegacyRecords({
+      dir: join(this.options.stateDir, "quobyte-volumes"),
+      api: this.options.api,
+      home: await this.catalog.homeTenant(),
+      log: this.options.log,
+    });
   }
 
   /** Resolves a tenant name or UUID once; later calls use the cache. */
@@ -100,8 +112,8 @@ export class QuobyteBackend implements Backend {
     return found;
   }
 
-  private mountpointOf(name: string, meta?: Pick<QuobyteVolumeMeta, "fixedUser" | "fixedGroup">): string {
-    return join(this.options.mountPath, fixedUserEntry(name, meta?.fixedUser, meta?.fixedGroup));
+  private mountpointOf(name: string, label?: Pick<PluginLabel, "fixedUser" | "fixedGroup">): string {
+    return join(this.options.mountPath, fixedUserEntry(name, label?.fixedUser, label?.fixedGroup));
   }
 
   checkName(name: string): void {
@@ -113,6 +125,13 @@ export class QuobyteBackend implements Backend {
     }
   }
 
+  /** The catalog's answer, with API failures as PluginErrors. */
+  private async lookup(name: string): Promise<CatalogEntry | undefined> {
+    return this.catalog.lookup(name).catch((error: unknown) => {
+      throw apiError(error, name);
+    });
+  }
+
   async create(name: string, options: VolumeOptions): Promise<void> {
     const spec = parseQuobyteOptions(options, name);
     if (Buffer.byteLength(fixedUserEntry(name, spec.fixedUser, spec.fixedGroup)) > NAME_MAX_BYTES) {
@@ -120,12 +139,22 @@ export class QuobyteBackend implements Backend {
         volume: name,
       });
     }
-    const existing = await this.meta.read(name);
-    if (existing?.state === "removing") await this.finishRemove(name, existing);
-    else if (existing) return;
+    if ((await this.lookup(name))?.label) return;
     await this.requireLiveMount(name, { fresh: true });
-    const tenant = await this.tenant(spec.tenant ?? this.options.tenant, name);
-    const uuid = await provisionVolume({
+    const home = await this.catalog.homeTenant().catch((error: unknown) => {
+      throw apiError(error, name);
+    });
+    const tenant = spec.tenant === undefined ? home : await this.tenant(spec.tenant, name);
+    const label: PluginLabel = {
+      version: 1,
+      home: home.id,
+      options: { ...options },
+      onRemove: spec.onRemove,
+      createdAt: new Date().toISOString(),
+      ...(spec.fixedUser === undefined ? {} : { fixedUser: spec.fixedUser }),
+      ...(spec.fixedGroup === undefined ? {} : { fixedGroup: spec.fixedGroup }),
+    };
+    const { uuid, created } = await provisionVolume({
       api: this.options.api,
       log: this.options.log,
       name,
@@ -135,84 +164,117 @@ export class QuobyteBackend implements Backend {
       configurationName: spec.configurationName ?? this.options.configurationName,
       accessMode: spec.accessMode,
       sizeBytes: spec.sizeBytes,
+      labels: [{ name: PLUGIN_LABEL, value: encodeLabel(label) }],
     });
+    const owned = created ? label : await this.adopt(name, uuid, label);
     await waitUntilVisible(join(this.options.mountPath, name), name, this.options.createWaitMs, this.options.fsTimeoutMs);
-    await this.meta.write(name, {
-      version: 1,
-      uuid,
-      tenantId: tenant.id,
-      createdAt: new Date().toISOString(),
-      options: { ...options },
-      onRemove: spec.onRemove,
-      ...(spec.fixedUser === undefined ? {} : { fixedUser: spec.fixedUser }),
-      ...(spec.fixedGroup === undefined ? {} : { fixedGroup: spec.fixedGroup }),
+    const [described] = await this.options.api.volumes(tenant.id, [uuid]).catch((error: unknown) => {
+      throw apiError(error, name);
     });
+    await this.catalog.put({ ...(described ?? { uuid, name, tenantId: tenant.id }), label: owned });
+  }
+
+  /**
+   * A volume that existed already: another host's (its label wins: the first Create's
+   * options hold everywhere), or one made by something else, which now gets our label
+   * so that every host lists it.
+   */
+  private async adopt(name: string, uuid: string, label: PluginLabel): Promise<PluginLabel> {
+    const api = this.options.api;
+    try {
+      for (const found of await api.volumeLabels(PLUGIN_LABEL, uuid)) {
+        const theirs = decodeLabel(found.value);
+        if (theirs?.home === label.home) return theirs;
+      }
+      await api.setVolumeLabel(uuid, { name: PLUGIN_LABEL, value: encodeLabel(label) });
+      this.options.log.info(`adopted existing Quobyte volume ${name} (${uuid})`);
+      return label;
+    } catch (error) {
+      throw apiError(error, name);
+    }
   }
 
   async remove(name: string): Promise<void> {
-    const meta = await this.meta.read(name);
-    if (!meta) return;
-    if (meta.onRemove !== "keep" && meta.state !== "removing") await this.meta.write(name, { ...meta, state: "removing" });
-    await this.finishRemove(name, meta);
+    const api = this.options.api;
+    const entry = await this.lookup(name);
+    try {
+      const tenantId = entry?.tenantId ?? (await this.catalog.homeTenant()).id;
+      // Ask the API, never the cache: the name may be gone or reused since.
+      const uuid = await api.resolveVolume(name, tenantId);
+      if (uuid === undefined) {
+        await this.catalog.forget(name);
+        return;
+      }
+      const label = entry?.uuid === uuid && entry.label ? entry.label : await this.labelOf(uuid);
+      if (!label) {
+        throw new PluginError(
+          "NOT_MANAGED",
+          `volume ${JSON.stringify(name)} (${uuid}) was not created by this plugin; delete it with the Quobyte tools, or adopt it first with docker volume create`,
+          { volume: name },
+        );
+      }
+      if (label.onRemove === "keep") await api.deleteVolumeLabel(uuid, PLUGIN_LABEL);
+      else if (label.onRemove === "erase") await api.eraseVolume(uuid);
+      else await api.deleteVolume(uuid);
+    } catch (error) {
+      throw apiError(error, name);
+    }
+    await this.catalog.forget(name);
   }
 
-  /** Deletes (or erases) the API volume if it is still ours, then forgets it. */
-  private async finishRemove(name: string, meta: QuobyteVolumeMeta): Promise<void> {
-    if (meta.onRemove !== "keep") {
-      const api = this.options.api;
-      // Resolve in the volume's own tenant: the name may have been reused since.
-      const current = await api.resolveVolume(name, meta.tenantId).catch((error: unknown) => {
-        throw apiError(error, name);
-      });
-      if (current !== undefined && current !== meta.uuid) {
-        this.options.log.warn(`volume ${name} now names another Quobyte volume (${current}, ours was ${meta.uuid}); not deleting it`);
-      } else if (current !== undefined) {
-        const call = meta.onRemove === "erase" ? api.eraseVolume(meta.uuid) : api.deleteVolume(meta.uuid);
-        await call.catch((error: unknown) => {
-          throw apiError(error, name);
-        });
-      }
+  /** This cluster's label on a volume, asked of the API. */
+  private async labelOf(uuid: string): Promise<PluginLabel | undefined> {
+    const home = await this.catalog.homeTenant();
+    for (const found of await this.options.api.volumeLabels(PLUGIN_LABEL, uuid)) {
+      const label = decodeLabel(found.value);
+      if (label?.home === home.id) return label;
     }
-    await this.meta.delete(name);
-    this.usage.forget(meta.uuid);
+    return undefined;
   }
 
   async inspect(name: string): Promise<VolumeRecord | undefined> {
-    const meta = await this.meta.read(name);
-    if (!meta) return undefined;
-    await this.usage.fresh();
-    const usage = this.usage.get(meta.uuid);
+    const entry = await this.lookup(name);
+    if (!entry) return undefined;
+    const { label } = entry;
     const status: Record<string, unknown> = {
       backend: this.kind,
-      uuid: meta.uuid,
-      tenant: meta.tenantId,
-      options: meta.options,
-      onRemove: meta.onRemove,
+      uuid: entry.uuid,
+      tenant: entry.tenantId,
+      managed: label !== undefined,
+      options: label?.options ?? {},
       mount: this.options.monitor.lastHealth?.state ?? "unknown",
+      ...this.catalog.describe(entry),
     };
-    if (meta.state) status.state = meta.state;
-    if (usage?.quotaBytes !== undefined) status.quotaBytes = usage.quotaBytes;
-    if (usage?.usedBytes !== undefined) status.usedBytes = usage.usedBytes;
-    return { name, mountpoint: this.mountpointOf(name, meta), createdAt: meta.createdAt, status };
+    if (label) status.onRemove = label.onRemove;
+    if (entry.quotaBytes !== undefined) status.quotaBytes = entry.quotaBytes;
+    if (entry.usedBytes !== undefined) status.usedBytes = entry.usedBytes;
+    const createdAt = entry.createdMs === undefined ? label?.createdAt : new Date(entry.createdMs).toISOString();
+    return { name, mountpoint: this.mountpointOf(name, label), status, ...(createdAt === undefined ? {} : { createdAt }) };
   }
 
   async list(): Promise<VolumeSummary[]> {
-    const names = new Set(this.meta.entries().map(([name]) => name));
-    if (this.options.listAll) {
-      await this.usage.fresh();
-      for (const volume of this.usage.volumes()) names.add(volume.name);
-    }
-    const out: VolumeSummary[] = [];
-    for (const name of names) out.push({ name, mountpoint: join(this.options.mountPath, name) });
-    return out;
+    const entries = await this.catalog.all().catch((error: unknown) => {
+      throw apiError(error);
+    });
+    return entries
+      .filter((entry) => this.options.listAll || entry.label !== undefined)
+      .map((entry) => ({ name: entry.name, mountpoint: this.mountpointOf(entry.name, entry.label) }));
   }
 
   async prepareMount(name: string): Promise<string> {
-    const meta = await this.meta.read(name);
-    if (meta?.state === "removing") {
-      throw new PluginError("BACKEND_FAILED", `volume ${JSON.stringify(name)} is being removed; remove it again to finish`, { volume: name });
-    }
+    const entry = await this.lookup(name);
+    if (!entry) throw new PluginError("VOLUME_NOT_FOUND", `volume ${JSON.stringify(name)} does not exist`, { volume: name });
     await this.requireLiveMount(name);
+    if (performance.now() - entry.confirmedAt > MOUNT_RECHECK_MS) {
+      const verdict = await this.catalog.confirm(entry).catch((error: unknown) => {
+        throw apiError(error, name);
+      });
+      if (verdict === "gone") {
+        throw new PluginError("VOLUME_NOT_FOUND", `volume ${JSON.stringify(name)} no longer exists in Quobyte (removed on another host?)`, { volume: name });
+      }
+      // "unknown": the API is down. The directory check below still proves the volume is
+      // there, and the cache knows it: refusing would stop every container on the host.
+    }
     const plain = join(this.options.mountPath, name);
     try {
       const info = await withDeadline(lstat(plain), this.options.fsTimeoutMs, `checking ${plain}`, name);
@@ -224,7 +286,7 @@ export class QuobyteBackend implements Backend {
         cause: error,
       });
     }
-    return this.mountpointOf(name, meta);
+    return this.mountpointOf(name, entry.label);
   }
 
   health(): Promise<StorageHealth> {
@@ -238,6 +300,6 @@ export class QuobyteBackend implements Backend {
   }
 
   async close(): Promise<void> {
-    await this.usage.close();
+    await this.catalog.close();
   }
 }

@@ -82,6 +82,7 @@ class FakeQuobyteServer implements FakeQuobyte {
   private readonly sessions = new Map<string, Principal>();
   private readonly hung = new Set<(r: Response) => void>();
   private readonly cookiesOn: boolean;
+  private counts: Record<string, number> = {};
   private server!: Server<undefined>;
   private stopped = false;
 
@@ -138,6 +139,14 @@ class FakeQuobyteServer implements FakeQuobyte {
     return this.faults.reduce((n, f) => n + f.remaining, 0);
   }
 
+  methodCounts(): Record<string, number> {
+    return { ...this.counts };
+  }
+
+  resetCounts(): void {
+    this.counts = {};
+  }
+
   invalidateCookies(): void {
     this.sessions.clear();
   }
@@ -168,6 +177,7 @@ class FakeQuobyteServer implements FakeQuobyte {
   reset(): void {
     this.state.reset();
     this.log.length = 0;
+    this.counts = {};
     this.faults.length = 0;
     this.sessions.clear();
   }
@@ -220,7 +230,7 @@ class FakeQuobyteServer implements FakeQuobyte {
     };
     entry.rawBody = await req.text();
     entry.time = Date.now();
-    this.log.push(entry);
+    if (this.opts.logRequests ?? true) this.log.push(entry);
     if (req.method !== "POST") return finish(html(405, "Method Not Allowed", { Allow: "POST" }));
 
     // Authentication: valid cookie, else Basic, else 401.
@@ -295,6 +305,7 @@ class FakeQuobyteServer implements FakeQuobyte {
       entry.params = params;
       entry.retry = params["retry"];
     }
+    if (method !== undefined) this.counts[method] = (this.counts[method] ?? 0) + 1;
 
     const fault = this.takeFault(method);
     if (fault !== undefined) entry.fault = fault.kind;

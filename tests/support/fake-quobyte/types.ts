@@ -93,6 +93,8 @@ export interface FakeQuobyteOptions {
   eraseDelayMs?: number;
   /** Default false: empty lists in results are []; true: omitted (protobuf style). */
   omitEmptyLists?: boolean;
+  /** Default true: keep every request in `log`; false keeps only the per-method counts (long benchmarks). */
+  logRequests?: boolean;
   /** PEM contents: serve https. */
   tls?: { cert: string; key: string };
 }
@@ -144,6 +146,9 @@ export interface FakeQuobyte {
   readonly port: number;
   /** Live array, cleared (not replaced) by reset(). */
   readonly log: FakeRequestLog[];
+  /** Authenticated JSON-RPC requests per method since the start or the last resetCounts(). */
+  methodCounts(): Record<string, number>;
+  resetCounts(): void;
   /** Copy of the current tenants. */
   readonly tenants: FakeTenant[];
   volumes(): FakeVolume[];

@@ -37,7 +37,11 @@ const tenantId = () => h.fake.tenants[0]?.id ?? "";
 describe("create", () => {
   test("sends createVolume with the tenant's UUID, owner, configuration and mode", async () => {
     await driver.create("data", { user: "alice", group: "staff", mode: "0750", configuration_name: "BASE" });
-    const params = calls("createVolume")[0]?.params;
+    const { label, ...params } = calls("createVolume")[0]?.params ?? {};
+    // The volume's Docker options travel with it, so that every host can serve it.
+    expect(label).toEqual([{ name: "docker-quobyte-plugin", value: expect.any(String) }]);
+    const value = JSON.parse((label as { value: string }[])[0]?.value ?? "");
+    expect(value).toMatchObject({ version: 1, home: tenantId(), onRemove: "delete", options: { user: "alice", mode: "0750" } });
     expect(params).toEqual({
       name: "data",
       tenant_id: tenantId(),
@@ -156,11 +160,12 @@ describe("remove", () => {
     await expectPluginError(driver.get("gone"), "VOLUME_NOT_FOUND");
   });
 
-  test("a volume whose name now belongs to another Quobyte volume is not deleted", async () => {
+  test("a volume whose name now belongs to a volume made by something else is refused, not deleted", async () => {
     await driver.create("reused", {});
     h.fake.reset();
     const stranger = h.fake.addVolume({ name: "reused", tenantId: tenantId() });
-    await driver.remove("reused");
+    const error = await expectPluginError(driver.remove("reused"), "NOT_MANAGED");
+    expect(error.message).toContain("not created by this plugin");
     expect(h.fake.volumes().map((v) => v.uuid)).toEqual([stranger.uuid]);
     expect(calls("deleteVolume")).toHaveLength(0);
   });
@@ -212,10 +217,14 @@ describe("while the API is down", () => {
 });
 
 describe("status and listing", () => {
-  test("Get's Status carries quota and usage", async () => {
+  test("Get's Status carries quota and usage, as fresh as the cache TTL", async () => {
+    refs.close();
+    await backend.close();
+    await start({ cacheTtlMs: 300 });
     await driver.create("v", { size: "1G" });
     const uuid = h.fake.volumes()[0]?.uuid ?? "";
     h.fake.updateVolume(uuid, { usedBytes: 12345 });
+    await Bun.sleep(350);
     const status = (await driver.get("v")).status;
     expect(status).toMatchObject({ quotaBytes: 2 ** 30, usedBytes: 12345, mount: "live" });
   });
@@ -240,13 +249,14 @@ describe("secrets", () => {
     await driver.remove("v");
     await driver.create("w", {});
     const status = JSON.stringify(await driver.get("w"));
-    const stateFiles = await readdir(join(h.stateDir, "quobyte-volumes"));
-    const state = await Promise.all(stateFiles.map((f) => readFile(join(h.stateDir, "quobyte-volumes", f), "utf8")));
+    const stateFiles = await readdir(h.stateDir);
+    const state = await Promise.all(stateFiles.map((f) => readFile(join(h.stateDir, f), "utf8").catch(() => "")));
     const basic = Buffer.from(`${DEFAULT_USER.name}:${DEFAULT_USER.password}`).toString("base64");
     for (const text of [h.logs.join("\n"), status, state.join("\n")]) {
       expect(text).not.toContain(DEFAULT_USER.password);
       expect(text).not.toContain(basic);
     }
-    expect((await stat(join(h.stateDir, "quobyte-volumes", "w"))).mode & 0o777).toBe(0o600);
+    expect(state.join("\n")).toContain('"name":"w"');
+    expect((await stat(join(h.stateDir, "quobyte-catalog.json"))).mode & 0o777).toBe(0o600);
   });
 });

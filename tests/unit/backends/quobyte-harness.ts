@@ -40,7 +40,7 @@ export async function makeQuobyteHarness(fakeOptions: FakeQuobyteOptions = {}): 
       return new QuobyteBackend({
         api: new QuobyteApi(rpc),
         mountPath: mount,
-        metadataDir: join(dir, "state", "quobyte-volumes"),
+        stateDir: join(dir, "state"),
         tenant: "My Tenant",
         configurationName: "BASE",
         defaultUser: "root",
@@ -49,6 +49,8 @@ export async function makeQuobyteHarness(fakeOptions: FakeQuobyteOptions = {}): 
         createWaitMs: 3000,
         fsTimeoutMs: 2000,
         listAll: false,
+        cacheTtlMs: 10_000,
+        apiWaitMs: 2000,
         log,
         ...overrides,
       });
