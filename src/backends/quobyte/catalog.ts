@@ -32,9 +32,12 @@ export interface VolumeCatalogOptions {
 const MISS_GRACE_MS = 1000;
 /** Labels change only on create, adopt and keep-remove: re-read them this many TTLs apart at most. */
 const LABEL_TTLS = 3;
-/** Pause after a failed refresh, doubling up to the cap: a down API is not hammered. */
+/**
+ * Pause after a failed refresh, doubling up to the cap and spread at random: a down API
+ * is not hammered, and a thousand hosts do not all come back in the same second.
+ */
 const RETRY_MIN_MS = 1000;
-const RETRY_MAX_MS = 30_000;
+const RETRY_MAX_MS = 15_000;
 
 /**
  * Every volume of the default tenant (and this cluster's volumes elsewhere) as the API
@@ -135,6 +138,13 @@ export class VolumeCatalog {
     }
     await this.put({ ...found, label: entry.label });
     return "present";
+  }
+
+  /** Forgets what the API said: the next request asks again (labels included). */
+  invalidate(): void {
+    this.refreshedAt = Number.NEGATIVE_INFINITY;
+    this.labelsAt = Number.NEGATIVE_INFINITY;
+    for (const entry of this.byName.values()) entry.confirmedAt = Number.NEGATIVE_INFINITY;
   }
 
   /** Records a volume this host just created, adopted or confirmed. */
@@ -261,7 +271,8 @@ export class VolumeCatalog {
 
   private noteFailure(error: unknown): void {
     this.failures += 1;
-    this.retryAt = performance.now() + Math.min(RETRY_MIN_MS * 2 ** (this.failures - 1), RETRY_MAX_MS);
+    const pause = Math.min(RETRY_MIN_MS * 2 ** (this.failures - 1), RETRY_MAX_MS);
+    this.retryAt = performance.now() + pause * (0.5 + Math.random() / 2);
     const message = messageOf(error);
     if (!this.failure) this.options.log.warn(`Quobyte API unreachable, answering from this host's cache: ${message}`);
     this.failure = { since: this.failure?.since ?? new Date().toISOString(), message };

@@ -32,14 +32,15 @@ export interface LegacyMigration {
  * and each record is deleted once handled. An API failure stops the migration; the
  * remaining records are handled at the next start.
  */
-export async function migrateLegacyRecords({ dir, api, home, log }: LegacyMigration): Promise<void> {
+export async function migrateLegacyRecords({ dir, api, home, log }: LegacyMigration): Promise<number> {
   let names: string[];
   try {
     names = (await readdir(dir)).filter((name) => !name.startsWith("."));
   } catch (error) {
-    if (errnoCode(error) === "ENOENT") return;
+    if (errnoCode(error) === "ENOENT") return 0;
     throw error;
   }
+  let moved = 0;
   for (const name of names) {
     const file = join(dir, name);
     let record: LegacyRecord;
@@ -74,9 +75,12 @@ export async function migrateLegacyRecords({ dir, api, home, log }: LegacyMigrat
       }
     } catch (error) {
       log.warn(`cannot move the record of volume ${name} to the Quobyte API yet (next start retries): ${messageOf(error)}`);
-      return;
+      return moved;
     }
     await unlink(file);
+    moved += 1;
   }
+  // Left behind only when an unreadable record stays in it.
   await rmdir(dir).catch(() => {});
+  return moved;
 }

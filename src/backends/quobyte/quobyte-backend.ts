@@ -78,26 +78,28 @@ export class QuobyteBackend implements Backend {
   async init(): Promise<void> {
     await mkdir(this.options.stateDir, { recursive: true, mode: 0o755 });
     await this.catalog.load();
-    if (this.catalog.knownHome()) return;
-    try {
-      await this.catalog.homeTenant();
-      // The cache file exists from the start: requests only ever change it.
-      await this.catalog.persist();
-    } catch (error) {
-      // An unknown tenant is a configuration error: fail at start. An API that cannot be
-      // reached must not keep Docker from its volumes: resolve on the first request.
-      if (error instanceof PluginError && error.code === "INVALID_OPTION") {
-        throw new PluginError("BACKEND_FAILED", `${error.message}; set QUOBYTE_TENANT_ID or --tenant-id to an existing tenant`);
+    if (!this.catalog.knownHome()) {
+      try {
+        await this.catalog.homeTenant();
+        // The cache file exists from the start: requests only ever change it.
+        await this.catalog.persist();
+      } catch (error) {
+        // An unknown tenant is a configuration error: fail at start. An API that cannot be
+        // reached must not keep Docker from its volumes: resolve on the first request.
+        if (error instanceof PluginError && error.code === "INVALID_OPTION") {
+          throw new PluginError("BACKEND_FAILED", `${error.message}; set QUOBYTE_TENANT_ID or --tenant-id to an existing tenant`);
+        }
+        this.options.log.warn(`cannot resolve tenant ${JSON.stringify(this.options.tenant)} yet: ${messageOf(error)}`);
+        return;
       }
-      this.options.log.warn(`cannot resolve tenant ${JSON.stringify(this.options.tenant)} yet: ${messageOf(error)}`);
-      return;
     }
-    await migrateLegacyRecords({
+    const migrated = await migrateLegacyRecords({
       dir: join(this.options.stateDir, "quobyte-volumes"),
       api: this.options.api,
       home: await this.catalog.homeTenant(),
       log: this.options.log,
     });
+    if (migrated > 0) this.catalog.invalidate();
   }
 
   /** Resolves a tenant name or UUID once; later calls use the cache. */

@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { readdir, readFile, stat } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { QuobyteBackend } from "../../../src/backends/quobyte/quobyte-backend.ts";
 import { Driver } from "../../../src/core/driver.ts";
@@ -258,5 +259,27 @@ describe("secrets", () => {
     }
     expect(state.join("\n")).toContain('"name":"w"');
     expect((await stat(join(h.stateDir, "quobyte-catalog.json"))).mode & 0o777).toBe(0o600);
+  });
+});
+
+describe("records of older versions", () => {
+  test("move onto the API at start: labels for live volumes, interrupted Removes finished, records deleted", async () => {
+    refs.close();
+    await backend.close();
+    const live = h.fake.addVolume({ name: "old", tenantId: tenantId() });
+    const half = h.fake.addVolume({ name: "half", tenantId: tenantId() });
+    const dir = join(h.stateDir, "quobyte-volumes");
+    await mkdir(dir, { recursive: true });
+    const record = (uuid: string, extra: object = {}) =>
+      JSON.stringify({ version: 1, uuid, tenantId: tenantId(), createdAt: "2025-01-01T00:00:00.000Z", options: { size: "1G" }, onRemove: "delete", ...extra });
+    await writeFile(join(dir, "old"), record(live.uuid, { fixedUser: "alice" }));
+    await writeFile(join(dir, "half"), record(half.uuid, { state: "removing" }));
+    await start();
+    expect(h.fake.volumes().map((v) => v.name)).toEqual(["old"]);
+    expect((await driver.list()).map((v) => v.name)).toEqual(["old"]);
+    const got = await driver.get("old");
+    expect(got.status).toMatchObject({ managed: true, options: { size: "1G" } });
+    expect(got.mountpoint).toBe(join(h.mount, "alice@old"));
+    expect(existsSync(dir)).toBe(false);
   });
 });
