@@ -12,7 +12,7 @@ import { QuobyteBackend } from "./quobyte/quobyte-backend.ts";
 export const FS_PROBE_TIMEOUT_MS = 5000;
 
 /** How long Get and List wait for the Quobyte API before the cache answers. */
-const API_WAIT_MS = 2000;
+const API_WAIT_MS = 1000;
 
 /** The mount monitor a configuration asks for. */
 export function createMountMonitor(config: ServeConfig): MountMonitor {

@@ -28,8 +28,11 @@ export interface VolumeCatalogOptions {
   log: Logger;
 }
 
-/** An unknown name is looked up again at most this often: a burst of misses costs one refresh. */
-const MISS_GRACE_MS = 1000;
+/**
+ * A refresh under way since at most this long before a request is new enough for it:
+ * a burst of requests shares one refresh, yet none trusts a refresh begun long before.
+ */
+const JOIN_MS = 250;
 /** Labels change only on create, adopt and keep-remove: re-read them this many TTLs apart at most. */
 const LABEL_TTLS = 3;
 /**
@@ -51,12 +54,14 @@ export class VolumeCatalog {
   /** UUID -> this cluster's label, or null for a volume known to carry none. */
   private labels = new Map<string, PluginLabel | null>();
   private labelsAt = Number.NEGATIVE_INFINITY;
+  /** performance.now() when the last successful refresh began: what it saw is at least this fresh. */
   private refreshedAt = Number.NEGATIVE_INFINITY;
   private home: Tenant | undefined;
   private failure: { since: string; message: string } | undefined;
   private failures = 0;
   private retryAt = 0;
   private inflight: Promise<void> | undefined;
+  private inflightStarted = Number.NEGATIVE_INFINITY;
   /** Names this host created or removed since a refresh began: its answer must not undo them. */
   private localChanges = new Map<string, number>();
   private jitter: ReturnType<typeof setTimeout> | undefined;
@@ -103,17 +108,23 @@ export class VolumeCatalog {
    * else after a refresh (waiting at most waitMs, then the cache answers).
    */
   async lookup(name: string): Promise<CatalogEntry | undefined> {
+    const arrived = performance.now();
     const entry = this.byName.get(name);
-    const now = performance.now();
-    if (entry && now - entry.confirmedAt < this.options.ttlMs) return entry;
-    if (!entry && now - this.refreshedAt < Math.min(MISS_GRACE_MS, this.options.ttlMs)) return undefined;
-    await this.fresh();
+    if (entry && arrived - entry.confirmedAt < this.options.ttlMs) return entry;
+    await this.fresh(arrived);
     return this.byName.get(name);
+  }
+
+  /** The volume if the API confirmed it within the TTL; never asks. */
+  peek(name: string): CatalogEntry | undefined {
+    const entry = this.byName.get(name);
+    return entry && performance.now() - entry.confirmedAt < this.options.ttlMs ? entry : undefined;
   }
 
   /** Every volume, refreshed first when the last refresh is older than the TTL. */
   async all(): Promise<CatalogEntry[]> {
-    if (performance.now() - this.refreshedAt >= this.options.ttlMs) await this.fresh();
+    const arrived = performance.now();
+    if (arrived - this.refreshedAt >= this.options.ttlMs) await this.fresh(arrived);
     return [...this.byName.values()];
   }
 
@@ -180,10 +191,18 @@ export class VolumeCatalog {
     return this.everConfirmed;
   }
 
-  /** Refreshes unless one failed moments ago, waiting at most waitMs for it. */
-  private async fresh(): Promise<void> {
+  /**
+   * A refresh that began at most JOIN_MS before `arrived` (one begun long before may not
+   * have seen what the request asks about), unless one failed moments ago; waits at most
+   * waitMs. Requests arriving together share one refresh.
+   */
+  private async fresh(arrived: number): Promise<void> {
     if (performance.now() < this.retryAt && this.everConfirmed) return;
-    const refresh = this.refresh();
+    const refresh = (async () => {
+      while (this.inflight && this.inflightStarted < arrived - JOIN_MS) await this.inflight;
+      if (this.refreshedAt >= arrived - JOIN_MS) return;
+      await this.refresh();
+    })();
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([refresh, new Promise<void>((resolve) => (timer = setTimeout(resolve, this.options.waitMs)))]);
     clearTimeout(timer);
@@ -194,7 +213,8 @@ export class VolumeCatalog {
 
   /** One refresh at a time; callers share it. */
   private refresh(): Promise<void> {
-    this.inflight ??= this.fetchAll()
+    if (!this.inflight) this.inflightStarted = performance.now();
+    this.inflight ??= this.fetchAll(this.inflightStarted)
       .catch((error: unknown) => this.noteFailure(error))
       .finally(() => {
         this.inflight = undefined;
@@ -202,8 +222,7 @@ export class VolumeCatalog {
     return this.inflight;
   }
 
-  private async fetchAll(): Promise<void> {
-    const started = performance.now();
+  private async fetchAll(started: number): Promise<void> {
     const api = this.options.api;
     const home = await this.homeTenant();
     const listed = await api.volumes(home.id);
@@ -222,10 +241,10 @@ export class VolumeCatalog {
     const elsewhere = [...this.labels].filter(([uuid, label]) => label && !inHome.has(uuid)).map(([uuid]) => uuid);
     // This cluster's volumes in other tenants (`-o tenant_id`): one call for all of them.
     const outside = elsewhere.length > 0 ? await api.volumes(undefined, elsewhere) : [];
-    const now = performance.now();
+    // Confirmed as of when the refresh began: conservative for the TTL.
     const entries: CatalogEntry[] = [];
-    for (const volume of listed) entries.push({ ...volume, ...this.labelOf(volume.uuid), confirmedAt: now });
-    for (const volume of outside) entries.push({ ...volume, ...this.labelOf(volume.uuid), confirmedAt: now });
+    for (const volume of listed) entries.push({ ...volume, ...this.labelOf(volume.uuid), confirmedAt: started });
+    for (const volume of outside) entries.push({ ...volume, ...this.labelOf(volume.uuid), confirmedAt: started });
     const seen = new Set(entries.map((entry) => entry.uuid));
     for (const uuid of elsewhere) if (!seen.has(uuid)) this.labels.delete(uuid);
     const kept = new Map<string, CatalogEntry | undefined>();
@@ -237,7 +256,7 @@ export class VolumeCatalog {
       if (entry) this.byName.set(name, entry);
       else this.byName.delete(name);
     }
-    this.refreshedAt = now;
+    this.refreshedAt = started;
     this.everConfirmed = true;
     this.failure = undefined;
     this.failures = 0;

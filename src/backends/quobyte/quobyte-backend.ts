@@ -141,7 +141,9 @@ export class QuobyteBackend implements Backend {
         volume: name,
       });
     }
-    if ((await this.lookup(name))?.label) return;
+    // Confirmed by the API within the TTL: nothing to do. Otherwise createVolume itself
+    // tells whether it exists (and the volume is adopted then), without a refresh first.
+    if (this.catalog.peek(name)?.label) return;
     await this.requireLiveMount(name, { fresh: true });
     const home = await this.catalog.homeTenant().catch((error: unknown) => {
       throw apiError(error, name);

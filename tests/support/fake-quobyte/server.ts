@@ -82,7 +82,8 @@ class FakeQuobyteServer implements FakeQuobyte {
   private readonly sessions = new Map<string, Principal>();
   private readonly hung = new Set<(r: Response) => void>();
   private readonly cookiesOn: boolean;
-  private counts: Record<string, number> = {};
+  /** Requests by URL path, then by method. */
+  private counts: Record<string, Record<string, number>> = {};
   private server!: Server<undefined>;
   private stopped = false;
 
@@ -140,7 +141,15 @@ class FakeQuobyteServer implements FakeQuobyte {
   }
 
   methodCounts(): Record<string, number> {
-    return { ...this.counts };
+    const total: Record<string, number> = {};
+    for (const byMethod of Object.values(this.counts)) {
+      for (const [method, n] of Object.entries(byMethod)) total[method] = (total[method] ?? 0) + n;
+    }
+    return total;
+  }
+
+  pathCounts(): Record<string, Record<string, number>> {
+    return Object.fromEntries(Object.entries(this.counts).map(([path, byMethod]) => [path, { ...byMethod }]));
   }
 
   resetCounts(): void {
@@ -305,7 +314,10 @@ class FakeQuobyteServer implements FakeQuobyte {
       entry.params = params;
       entry.retry = params["retry"];
     }
-    if (method !== undefined) this.counts[method] = (this.counts[method] ?? 0) + 1;
+    if (method !== undefined) {
+      const byMethod = (this.counts[entry.path] ??= {});
+      byMethod[method] = (byMethod[method] ?? 0) + 1;
+    }
 
     const fault = this.takeFault(method);
     if (fault !== undefined) entry.fault = fault.kind;

@@ -148,6 +148,8 @@ export interface FakeQuobyte {
   readonly log: FakeRequestLog[];
   /** Authenticated JSON-RPC requests per method since the start or the last resetCounts(). */
   methodCounts(): Record<string, number>;
+  /** The same per URL path (the API accepts any path, so each client may use its own). */
+  pathCounts(): Record<string, Record<string, number>>;
   resetCounts(): void;
   /** Copy of the current tenants. */
   readonly tenants: FakeTenant[];

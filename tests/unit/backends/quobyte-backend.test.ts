@@ -115,7 +115,10 @@ describe("create", () => {
     const started = Date.now();
     await expectPluginError(driver.create("never", {}), "BACKEND_FAILED");
     expect(Date.now() - started).toBeLessThan(3000);
-    await expectPluginError(driver.get("never"), "VOLUME_NOT_FOUND");
+    // The API volume exists (the next Create adopts it), but nothing hands out its path.
+    expect(h.fake.volumes().map((v) => v.name)).toEqual(["never"]);
+    await expectPluginError(driver.mount("never", "1".repeat(64)), "BACKEND_FAILED");
+    expect(driver.mounts().size).toBe(0);
   });
 });
 

@@ -54,7 +54,7 @@ export async function makeQuobyteHarness(fakeOptions: FakeQuobyteOptions = {}): 
         fsTimeoutMs: 2000,
         listAll: false,
         cacheTtlMs: 10_000,
-        apiWaitMs: 2000,
+        apiWaitMs: 1000,
         log,
         ...overrides,
       });

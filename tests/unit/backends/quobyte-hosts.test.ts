@@ -247,6 +247,7 @@ describe("API cost", () => {
   test("a burst of Gets on stale volumes shares one refresh", async () => {
     const a = await startHost("a");
     for (let i = 0; i < 10; i++) await a.driver.create(`v${i}`, {});
+    await a.driver.list(); // labels known: a refresh is then one getVolumeList
     await Bun.sleep(TTL_MS + 50);
     h.fake.resetCounts();
     await Promise.all(Array.from({ length: 10 }, (_, i) => a.driver.get(`v${i}`)));
