@@ -188,11 +188,6 @@ export class QuobyteApi {
     await this.rpc.call("setLabels", { label: [volumeLabel(uuid, label)] }, { idempotent: true });
   }
 
-  /** Removes one label of a volume; a label or volume that is already gone is success. */
-  async deleteVolumeLabel(uuid: string, name: string): Promise<void> {
-    await this.ignoreNotFound(this.rpc.call("deleteLabels", { label: [volumeLabel(uuid, { name, value: "" })] }, { idempotent: true }));
-  }
-
   private async ignoreNotFound(call: Promise<unknown>): Promise<void> {
     try {
       await call;

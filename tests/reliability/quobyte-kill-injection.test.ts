@@ -56,8 +56,8 @@ interface QuobyteLayout {
   /** The directory the fake materialises volumes in: the host's "Quobyte mount". */
   mnt: string;
   state: string;
-  /** <state>/quobyte-volumes: one metadata file per volume. */
-  meta: string;
+  /** <state>/quobyte-catalog.json: this host's cache of the API's answers. */
+  cache: string;
   socket: string;
   envFile: string;
   cwd: string;
@@ -68,7 +68,7 @@ beforeEach(async () => {
   layout = {
     mnt: `${dir}/mnt`,
     state: `${dir}/state`,
-    meta: `${dir}/state/quobyte-volumes`,
+    cache: `${dir}/state/quobyte-catalog.json`,
     socket: `${dir}/p.sock`,
     envFile: `${dir}/docker-quobyte.env`,
     cwd: `${dir}/cwd`,
@@ -139,52 +139,45 @@ async function startServing(): Promise<{ child: Child; ms: number }> {
 // ---------------------------------------------------------------------------------------
 // Inspection of the plugin's metadata and of the API
 
+/** What the plugin recorded of one volume: its label on the API volume. */
 interface MetaFile {
-  kind: "file" | "symlink" | "other";
-  mode: number;
   raw: string;
   uuid?: unknown;
   tenantId?: unknown;
   options?: unknown;
-  /** The whole parsed file ({} when it is not JSON). */
+  /** The whole parsed label ({} when it is not JSON). */
   json: Record<string, unknown>;
 }
 
-/**
- * Metadata that says its volume is being removed (`"state": "removing"`, the posix
- * backend's convention): its API volume may already be gone.
- */
+/** Never true since a volume's record is its label: it goes with the API volume. */
 function markedRemoving(file: MetaFile | undefined): boolean {
-  return file?.json.state === "removing" || file?.json.removing === true;
+  return file?.json.state === "removing";
 }
 
-/** The metadata directory: files by volume name, and dotted leftovers (temporary files). */
-function readMetadata(metaDir: string): { files: Map<string, MetaFile>; temp: string[] } {
+/**
+ * The plugin's records: since volumes carry their Docker options in a label on the API
+ * side, the records are the labelled API volumes; `temp` lists leftovers of the cache
+ * file's atomic writes in the state directory, and `cacheMode` the cache file's mode.
+ */
+function readMetadata(api: FakeQuobyte): { files: Map<string, MetaFile>; temp: string[]; cacheMode: number | undefined } {
   const files = new Map<string, MetaFile>();
-  const temp: string[] = [];
-  if (!existsSync(metaDir)) return { files, temp };
-  for (const name of readdirSync(metaDir)) {
-    if (name.startsWith(".")) {
-      temp.push(name);
-      continue;
-    }
-    const path = join(metaDir, name);
-    const info = lstatSync(path);
-    if (!info.isFile()) {
-      files.set(name, { kind: info.isSymbolicLink() ? "symlink" : "other", mode: info.mode & 0o7777, raw: "", json: {} });
-      continue;
-    }
-    const raw = readFileSync(path, "utf8");
+  for (const v of api.volumes()) {
+    const label = v.labels?.find((l) => l.name === "docker-quobyte-plugin");
+    if (!label) continue;
     let parsed: Record<string, unknown> = {};
     try {
-      const value: unknown = JSON.parse(raw);
+      const value: unknown = JSON.parse(label.value);
       if (typeof value === "object" && value !== null && !Array.isArray(value)) parsed = value as Record<string, unknown>;
     } catch {
-      // reported by the caller through the missing uuid
+      // reported by the caller through the missing options
     }
-    files.set(name, { kind: "file", mode: info.mode & 0o7777, raw, uuid: parsed.uuid, tenantId: parsed.tenantId, options: parsed.options, json: parsed });
+    if (files.has(v.name)) files.set(`${v.name} (again: ${v.uuid})`, { raw: label.value, json: parsed });
+    else files.set(v.name, { raw: label.value, uuid: v.uuid, tenantId: v.tenantId, options: parsed.options, json: parsed });
   }
-  return { files, temp };
+  const state = join(layout.cache, "..");
+  const temp = existsSync(state) ? readdirSync(state).filter((name) => name.startsWith(".")) : [];
+  const cacheMode = existsSync(layout.cache) ? lstatSync(layout.cache).mode & 0o7777 : undefined;
+  return { files, temp, cacheMode };
 }
 
 /** Names held by more than one API volume (whatever the tenant). */
@@ -255,7 +248,7 @@ describe("quobyte backend: SIGKILL at random points under a concurrent engine wo
         afterKill: (k) => {
           const atKill = api.volumes();
           for (const dup of duplicateApiNames(atKill)) problems.push(`after kill ${k}: two API volumes of one name: ${dup}`);
-          for (const [name, file] of readMetadata(layout.meta).files) {
+          for (const [name, file] of readMetadata(api).files) {
             if (atKill.some((v) => v.uuid === file.uuid) || markedRemoving(file)) continue;
             metaWithoutApiVolume.push(`after kill ${k}: ${name} (${String(file.uuid).slice(0, 8)})`);
           }
@@ -278,15 +271,14 @@ describe("quobyte backend: SIGKILL at random points under a concurrent engine wo
       if (new Set(listed).size !== listed.length) problems.push(`List has duplicates: ${JSON.stringify(listed)}`);
 
       // List <-> metadata files.
-      const meta = readMetadata(layout.meta);
+      const meta = readMetadata(api);
       if (meta.temp.length > 0) problems.push(`temporary files left in the metadata dir after a clean start: ${meta.temp.join(", ")}`);
       const metaNames = [...meta.files.keys()].sort();
       if (JSON.stringify(metaNames) !== JSON.stringify([...listed].sort())) {
         problems.push(`List ${JSON.stringify(listed)} differs from metadata files ${JSON.stringify(metaNames)}`);
       }
+      if (meta.cacheMode !== 0o600) problems.push(`the volume cache has mode ${meta.cacheMode?.toString(8)}`);
       for (const [name, file] of meta.files) {
-        if (file.kind !== "file") problems.push(`metadata of ${name} is a ${file.kind}`);
-        if (file.mode !== 0o600) problems.push(`metadata of ${name} has mode ${file.mode.toString(8)}`);
         if (typeof file.uuid !== "string") problems.push(`metadata of ${name} has no uuid: ${file.raw.slice(0, 200)}`);
         if (file.tenantId !== tenantId) problems.push(`metadata of ${name} has tenantId ${JSON.stringify(file.tenantId)}, not ${tenantId}`);
       }
@@ -330,7 +322,7 @@ describe("quobyte backend: SIGKILL at random points under a concurrent engine wo
           problems.push(`Create adopting API volume ${v.name}: ${out.text}`);
           continue;
         }
-        const adopted = readMetadata(layout.meta).files.get(v.name);
+        const adopted = readMetadata(api).files.get(v.name);
         const now = api.volumes().filter((x) => x.name === v.name);
         if (adopted?.uuid !== v.uuid || now.length !== 1 || now[0]?.uuid !== v.uuid) {
           problems.push(`Create of ${v.name} did not adopt ${v.uuid}: metadata ${String(adopted?.uuid)}, API ${JSON.stringify(now.map((x) => x.uuid))}`);
@@ -352,7 +344,7 @@ describe("quobyte backend: SIGKILL at random points under a concurrent engine wo
       if (apiLeft.length !== 0) problems.push(`API volumes left after removing all: ${JSON.stringify(apiLeft.map((v) => `${v.name} ${v.uuid}`))}`);
       const treeLeft = readdirSync(layout.mnt);
       if (treeLeft.length !== 0) problems.push(`mount tree holds ${JSON.stringify(treeLeft)}`);
-      const metaLeft = readMetadata(layout.meta);
+      const metaLeft = readMetadata(api);
       if (metaLeft.files.size !== 0 || metaLeft.temp.length !== 0) problems.push(`metadata left: ${[...metaLeft.files.keys(), ...metaLeft.temp]}`);
 
       await checkCleanSigterm(children, child, layout, problems);
@@ -396,9 +388,8 @@ describe("quobyte backend: concurrency without kills", () => {
         if (name === "same-seeded") expect(inApi[0]!.uuid).toBe(seeded.uuid);
         const creates = api.log.slice(logFrom).filter((e) => e.method === "createVolume");
         expect(creates.length).toBe(1);
-        const stored = readMetadata(layout.meta).files.get(name);
+        const stored = readMetadata(api).files.get(name);
         expect(stored?.uuid).toBe(inApi[0]!.uuid);
-        expect(stored?.mode).toBe(0o600);
         // One Create won; the options stored are one of those sent, and its quota is the API's.
         expect(options.map((o) => JSON.stringify(o ?? {}))).toContain(JSON.stringify(stored?.options));
         const size = (stored?.options as { size?: string }).size;
@@ -406,7 +397,7 @@ describe("quobyte backend: concurrency without kills", () => {
         const listed = (await must(conns[0]!, "VolumeDriver.List", {})).json.Volumes.map((v: { Name: string }) => v.Name);
         expect(listed.filter((n: string) => n === name)).toEqual([name]);
       }
-      expect(readMetadata(layout.meta).temp).toEqual([]);
+      expect(readMetadata(api).temp).toEqual([]);
       expect(duplicateApiNames(api.volumes())).toEqual([]);
       expect(readdirSync(layout.mnt).sort()).toEqual(["same-0", "same-1", "same-2", "same-seeded"]);
       console.log(`[quobyte-kill-injection] ${SAME_NAME_CONNS} concurrent Creates x 4 names: API calls ${show(apiMethods(api.log))}`);
@@ -749,7 +740,7 @@ describe("quobyte backend: fuzz with hostile names and options", () => {
 
           const send = async (): Promise<{ out: Outcome; added: FakeQuobyte["log"]; hadMeta: boolean }> => {
             const from = api.log.length;
-            const hadMeta = typeof body.Name === "string" && isValidVolumeName(body.Name) && existsSync(join(layout.meta, body.Name));
+            const hadMeta = typeof body.Name === "string" && isValidVolumeName(body.Name) && readMetadata(api).files.has(body.Name);
             const out = await conn.call(endpoint, payload);
             return { out, added: api.log.slice(from), hadMeta };
           };
@@ -782,8 +773,8 @@ describe("quobyte backend: fuzz with hostile names and options", () => {
             continue;
           }
           exclusiveChecked++;
-          // Background refreshes of quota and usage (getVolumeList) may land in any window.
-          const calls = added.map((e) => e.method ?? `<${e.httpMethod}>`).filter((m) => m !== "getVolumeList");
+          // Refreshes of the volume cache (getVolumeList, getLabels) may land in any window.
+          const calls = added.map((e) => e.method ?? `<${e.httpMethod}>`).filter((m) => m !== "getVolumeList" && m !== "getLabels");
           if (cls === "unknownTenant") {
             if (isOk(out)) {
               // Creating an existing volume changes nothing, whatever its options say.
@@ -826,14 +817,13 @@ describe("quobyte backend: fuzz with hostile names and options", () => {
     // Metadata <-> API <-> mount tree.
     const volumes = api.volumes();
     const listed: { Name: string; Mountpoint: string }[] = (await must(conn, "VolumeDriver.List", {})).json.Volumes;
-    const meta = readMetadata(layout.meta);
+    const meta = readMetadata(api);
     if (JSON.stringify([...meta.files.keys()].sort()) !== JSON.stringify(listed.map((v) => v.Name).sort())) {
       problems.push(`List ${JSON.stringify(listed.map((v) => v.Name))} differs from metadata ${JSON.stringify([...meta.files.keys()])}`);
     }
     for (const [name, file] of meta.files) {
       const v = volumes.find((x) => x.uuid === file.uuid);
       if (!v || v.name !== name || v.tenantId !== file.tenantId) problems.push(`metadata of ${name} (${String(file.uuid)}) names no such API volume`);
-      if (file.mode !== 0o600) problems.push(`metadata of ${name} has mode ${file.mode.toString(8)}`);
     }
     const apiNames = new Set(volumes.map((v) => v.name));
     const strays = (tree: string) =>
@@ -900,7 +890,7 @@ describe("quobyte backend: deterministic failure windows", () => {
     const admin = new EngineConn(layout.socket);
     try {
       const listed: string[] = (await must(admin, "VolumeDriver.List", {})).json.Volumes.map((v: { Name: string }) => v.Name);
-      const meta = readMetadata(layout.meta).files.get("half");
+      const meta = readMetadata(api).files.get("half");
       // The engine's next steps after a failed `docker volume rm`: create the name again, use it.
       const create = await must(admin, "VolumeDriver.Create", { Name: "half", Opts: null });
       const inApi = api.volumes().filter((v) => v.name === "half");

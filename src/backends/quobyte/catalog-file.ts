@@ -11,12 +11,19 @@ export interface CatalogSnapshot {
   /** When the API last confirmed this snapshot (wall clock, for Status only). */
   confirmedAt: string;
   volumes: (ApiVolume & { label?: PluginLabel })[];
+  /**
+   * Written true only by a clean stop. After a crash the file may lag behind what the
+   * API was told (a Remove cut off after deleteVolume): it is then no answer, only a
+   * fallback for an API outage.
+   */
+  clean: boolean;
 }
 
 interface StoredSnapshot {
   version: 1;
   tenant: { ref: string; id: string; name: string };
   confirmedAt: string;
+  clean: boolean;
   volumes: (ApiVolume & { label?: string })[];
 }
 
@@ -44,10 +51,11 @@ export class CatalogFile {
     try {
       const stored = JSON.parse(text) as StoredSnapshot;
       if (stored.version !== 1 || !Array.isArray(stored.volumes) || typeof stored.tenant?.id !== "string") return undefined;
-      this.lastWritten = JSON.stringify(stored.volumes);
+      this.lastWritten = JSON.stringify([stored.clean === true, stored.volumes]);
       return {
         tenant: stored.tenant,
         confirmedAt: stored.confirmedAt,
+        clean: stored.clean === true,
         volumes: stored.volumes.map(({ label, ...volume }) => {
           const decoded = label === undefined ? undefined : decodeLabel(label);
           return decoded === undefined ? volume : { ...volume, label: decoded };
@@ -68,10 +76,10 @@ export class CatalogFile {
     const volumes = snapshot.volumes.map(({ label, usedBytes: _used, fileCount: _files, ...volume }) =>
       label === undefined ? volume : { ...volume, label: encodeLabel(label) },
     );
-    const key = JSON.stringify(volumes);
+    const key = JSON.stringify([snapshot.clean, volumes]);
     if (key === this.lastWritten) return this.writing;
     this.lastWritten = key;
-    const stored: StoredSnapshot = { version: 1, tenant: snapshot.tenant, confirmedAt: snapshot.confirmedAt, volumes };
+    const stored: StoredSnapshot = { version: 1, tenant: snapshot.tenant, confirmedAt: snapshot.confirmedAt, clean: snapshot.clean, volumes };
     this.writing = this.writing.then(() => writeFileAtomic(this.path, `${JSON.stringify(stored)}\n`, 0o600)).catch((error: unknown) => {
       // The next change writes again; forget what was "written" so it is not skipped.
       this.lastWritten = "";

@@ -70,18 +70,22 @@ export class VolumeCatalog {
   constructor(private readonly options: VolumeCatalogOptions) {}
 
   /**
-   * Loads the cache file. Its volumes count as confirmed now, and the first refresh is
-   * put at a random moment within the jitter window: after a cluster-wide restart the
-   * hosts answer the engines from their caches and spread their calls on the API.
+   * Loads the cache file. After a clean stop its volumes count as confirmed now, and the
+   * first refresh is put at a random moment within the jitter window: after a cluster-wide
+   * restart the hosts answer the engines from their caches and spread their calls on the
+   * API. After a crash the file may lag behind the API: the first request asks.
    */
   async load(): Promise<void> {
     const snapshot = await this.options.file.read();
     if (!snapshot || snapshot.tenant.ref !== this.options.tenantRef) return;
     this.home = { id: snapshot.tenant.id, name: snapshot.tenant.name };
-    const now = performance.now();
     this.everConfirmed = true;
-    this.refreshedAt = now;
+    const now = snapshot.clean ? performance.now() : Number.NEGATIVE_INFINITY;
     this.install(snapshot.volumes.map((volume) => ({ ...volume, confirmedAt: now })));
+    // Marks the file unclean until the next clean stop.
+    await this.persist();
+    if (!snapshot.clean) return;
+    this.refreshedAt = now;
     for (const volume of snapshot.volumes) this.labels.set(volume.uuid, volume.label ?? null);
     this.labelsAt = now;
     const delay = Math.random() * this.options.jitterMs;
@@ -176,10 +180,20 @@ export class VolumeCatalog {
     await this.persist();
   }
 
+  /** A volume this host released (on_remove=keep): still in Quobyte, no longer this cluster's. */
+  async release(name: string): Promise<void> {
+    const entry = this.byName.get(name);
+    if (!entry || entry.tenantId !== this.home?.id) return this.forget(name);
+    const { label: _released, confirmedAt: _at, ...volume } = entry;
+    await this.put(volume);
+  }
+
   /** For Status: "ok", or that the API is down and since when this host answers from its cache. */
   describe(entry: CatalogEntry): Record<string, unknown> {
     if (!this.failure || performance.now() - entry.confirmedAt < this.options.ttlMs) return { api: "ok" };
-    const confirmed = new Date(Date.now() - (performance.now() - entry.confirmedAt)).toISOString();
+    const confirmed = Number.isFinite(entry.confirmedAt)
+      ? new Date(Date.now() - (performance.now() - entry.confirmedAt)).toISOString()
+      : "before this plugin started";
     return {
       api: `unreachable since ${this.failure.since} (${this.failure.message}); answering from this host's cache`,
       confirmedAt: confirmed,
@@ -231,7 +245,7 @@ export class VolumeCatalog {
       const labels = new Map<string, PluginLabel | null>();
       for (const { uuid, value } of await api.volumeLabels(PLUGIN_LABEL)) {
         const label = decodeLabel(value);
-        if (label?.home === home.id) labels.set(uuid, label);
+        if (label?.home === home.id && !label.released) labels.set(uuid, label);
       }
       for (const volume of listed) if (!labels.has(volume.uuid)) labels.set(volume.uuid, null);
       this.labels = labels;
@@ -298,10 +312,11 @@ export class VolumeCatalog {
   }
 
   /** Writes the cache file (only when the volumes changed since the last write). */
-  async persist(): Promise<void> {
+  async persist(clean = false): Promise<void> {
     if (!this.home) return;
     await this.options.file.write({
       tenant: { ref: this.options.tenantRef, ...this.home },
+      clean,
       confirmedAt: new Date().toISOString(),
       volumes: [...this.byName.values()].map(({ confirmedAt: _at, ...volume }) => volume),
     });
@@ -310,6 +325,7 @@ export class VolumeCatalog {
   async close(): Promise<void> {
     if (this.jitter) clearTimeout(this.jitter);
     await this.inflight;
+    await this.persist(true);
     await this.options.file.flush();
   }
 }

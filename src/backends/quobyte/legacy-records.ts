@@ -4,7 +4,7 @@ import { errnoCode, messageOf } from "../../core/errors.ts";
 import type { Logger } from "../../logging.ts";
 import type { QuobyteApi, Tenant } from "../../quobyte/api.ts";
 import type { RemovePolicy } from "./options.ts";
-import { decodeLabel, encodeLabel, PLUGIN_LABEL } from "./volume-label.ts";
+import { encodeLabel, ownLabel, PLUGIN_LABEL } from "./volume-label.ts";
 
 /** What versions before the API-side labels kept per volume, in this host's state directory. */
 interface LegacyRecord {
@@ -57,8 +57,8 @@ export async function migrateLegacyRecords({ dir, api, home, log }: LegacyMigrat
         else if (record.onRemove === "delete") await api.deleteVolume(record.uuid);
         log.info(`finished the interrupted removal of volume ${name} (${record.uuid})`);
       } else if (current === record.uuid) {
-        const labels = await api.volumeLabels(PLUGIN_LABEL, record.uuid);
-        if (!labels.some((found) => decodeLabel(found.value)?.home === home.id)) {
+        const own = ownLabel(await api.volumeLabels(PLUGIN_LABEL, record.uuid), home.id);
+        if (!own || own.released) {
           const { fixedUser, fixedGroup } = record;
           const value = encodeLabel({
             version: 1,

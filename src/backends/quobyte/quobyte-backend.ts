@@ -5,13 +5,14 @@ import { messageOf, PluginError } from "../../core/errors.ts";
 import type { Backend, StorageHealth, VolumeOptions, VolumeRecord, VolumeSummary } from "../../core/types.ts";
 import type { Logger } from "../../logging.ts";
 import type { QuobyteApi, Tenant } from "../../quobyte/api.ts";
+import { removeStaleTempFiles } from "../../system/atomic-file.ts";
 import type { MountMonitor } from "../../system/mount-health.ts";
 import { CatalogFile } from "./catalog-file.ts";
 import { type CatalogEntry, VolumeCatalog } from "./catalog.ts";
 import { migrateLegacyRecords } from "./legacy-records.ts";
 import { fixedUserEntry, parseQuobyteOptions, QUOBYTE_OPTION_NAMES } from "./options.ts";
 import { apiError, provisionVolume, waitUntilVisible } from "./provision.ts";
-import { decodeLabel, encodeLabel, PLUGIN_LABEL, type PluginLabel } from "./volume-label.ts";
+import { encodeLabel, ownLabel, PLUGIN_LABEL, type PluginLabel } from "./volume-label.ts";
 
 /** `<user>#<group>@<volume>` is the client's fixed-user syntax: a volume name must not mimic it. */
 const FIXED_USER_SYNTAX = /[#@]/;
@@ -77,6 +78,8 @@ export class QuobyteBackend implements Backend {
 
   async init(): Promise<void> {
     await mkdir(this.options.stateDir, { recursive: true, mode: 0o755 });
+    // Cache writes cut off by a crash leave their temporary files behind.
+    await removeStaleTempFiles(this.options.stateDir);
     await this.catalog.load();
     if (!this.catalog.knownHome()) {
       try {
@@ -186,10 +189,8 @@ export class QuobyteBackend implements Backend {
   private async adopt(name: string, uuid: string, label: PluginLabel): Promise<PluginLabel> {
     const api = this.options.api;
     try {
-      for (const found of await api.volumeLabels(PLUGIN_LABEL, uuid)) {
-        const theirs = decodeLabel(found.value);
-        if (theirs?.home === label.home) return theirs;
-      }
+      const theirs = ownLabel(await api.volumeLabels(PLUGIN_LABEL, uuid), label.home);
+      if (theirs && !theirs.released) return theirs;
       await api.setVolumeLabel(uuid, { name: PLUGIN_LABEL, value: encodeLabel(label) });
       this.options.log.info(`adopted existing Quobyte volume ${name} (${uuid})`);
       return label;
@@ -217,8 +218,14 @@ export class QuobyteBackend implements Backend {
           { volume: name },
         );
       }
-      if (label.onRemove === "keep") await api.deleteVolumeLabel(uuid, PLUGIN_LABEL);
-      else if (label.onRemove === "erase") await api.eraseVolume(uuid);
+      // Kept volumes stay in Quobyte, released: out of every host's List, and a repeated
+      // Remove (the engine resends one whose answer was lost) is a success.
+      if (label.released || label.onRemove === "keep") {
+        if (!label.released) await api.setVolumeLabel(uuid, { name: PLUGIN_LABEL, value: encodeLabel({ ...label, released: true }) });
+        await this.catalog.release(name);
+        return;
+      }
+      if (label.onRemove === "erase") await api.eraseVolume(uuid);
       else await api.deleteVolume(uuid);
     } catch (error) {
       throw apiError(error, name);
@@ -226,14 +233,10 @@ export class QuobyteBackend implements Backend {
     await this.catalog.forget(name);
   }
 
-  /** This cluster's label on a volume, asked of the API. */
+  /** This cluster's label on a volume (released or not), asked of the API. */
   private async labelOf(uuid: string): Promise<PluginLabel | undefined> {
     const home = await this.catalog.homeTenant();
-    for (const found of await this.options.api.volumeLabels(PLUGIN_LABEL, uuid)) {
-      const label = decodeLabel(found.value);
-      if (label?.home === home.id) return label;
-    }
-    return undefined;
+    return ownLabel(await this.options.api.volumeLabels(PLUGIN_LABEL, uuid), home.id);
   }
 
   async inspect(name: string): Promise<VolumeRecord | undefined> {

@@ -20,11 +20,25 @@ export interface PluginLabel {
   fixedGroup?: string;
   /** When the volume was made or adopted; CreatedAt when the API reports no creation time. */
   createdAt: string;
+  /**
+   * Removed with on_remove=keep: the volume stays in Quobyte but is no longer this
+   * cluster's (out of List everywhere); a repeated Remove of it is a success.
+   */
+  released?: true;
 }
 
 /** Label values go over JSON-RPC as strings; non-ASCII is escaped so any server keeps them intact. */
 export function encodeLabel(label: PluginLabel): string {
   return JSON.stringify(label).replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
+/** This cluster's label (made or adopted by a plugin with this default tenant), released or not. */
+export function ownLabel(values: Iterable<{ value: string }>, home: string): PluginLabel | undefined {
+  for (const { value } of values) {
+    const label = decodeLabel(value);
+    if (label?.home === home) return label;
+  }
+  return undefined;
 }
 
 /** The label's content, or undefined when it is not one this version understands. */
@@ -50,5 +64,6 @@ export function decodeLabel(value: string): PluginLabel | undefined {
     createdAt: p.createdAt,
     ...(typeof p.fixedUser === "string" ? { fixedUser: p.fixedUser } : {}),
     ...(typeof p.fixedGroup === "string" ? { fixedGroup: p.fixedGroup } : {}),
+    ...(p.released === true ? { released: true as const } : {}),
   };
 }

@@ -286,3 +286,25 @@ describe("records of older versions", () => {
     expect(existsSync(dir)).toBe(false);
   });
 });
+
+describe("the cache file across restarts", () => {
+  test("after a clean stop it answers at once without the API; after a crash the first request asks", async () => {
+    await driver.create("v", {});
+    refs.close();
+    await backend.close();
+    h.fake.resetCounts();
+    await start();
+    expect((await driver.list()).map((v) => v.name)).toEqual(["v"]);
+    expect((await driver.get("v")).name).toBe("v");
+    expect(h.fake.methodCounts()).toEqual({});
+
+    // A crash: no clean stop. Meanwhile the volume went away (a Remove cut off after deleteVolume).
+    const crashed = backend;
+    refs.close();
+    h.fake.reset();
+    await start();
+    await expectPluginError(driver.get("v"), "VOLUME_NOT_FOUND");
+    expect((await driver.list()).map((v) => v.name)).toEqual([]);
+    await crashed.close();
+  });
+});
