@@ -108,14 +108,18 @@ export class Cluster {
     ];
   }
 
-  /** Starts every host (a few at a time); returns each one's milliseconds to serving. */
-  async startAll(): Promise<number[]> {
+  /**
+   * Starts every host (a few at a time); `serving` runs for each as soon as it serves (its
+   * engine's first requests). Returns each host's milliseconds to serving.
+   */
+  async startAll(serving?: (host: Host) => Promise<void>): Promise<number[]> {
     const times: number[] = [];
     const queue = [...this.hosts];
     const worker = async () => {
       for (let host = queue.shift(); host; host = queue.shift()) {
         host.served = await serve(this.argv(host), host.socket, host.logPath, 60_000);
         times.push(host.served.readyMs);
+        await serving?.(host);
       }
     };
     await Promise.all(Array.from({ length: this.options.startConcurrency }, worker));

@@ -115,8 +115,14 @@ export class VolumeCatalog {
     const arrived = performance.now();
     const entry = this.byName.get(name);
     if (entry && arrived - entry.confirmedAt < this.options.ttlMs) return entry;
-    await this.fresh(arrived);
-    return this.byName.get(name);
+    // Without a cached answer there is nothing to answer early with: wait for the API.
+    await this.fresh(arrived, entry ? this.options.waitMs : Number.POSITIVE_INFINITY);
+    const found = this.byName.get(name);
+    if (!found && this.failure) {
+      // "Does not exist" would be a guess: it may have been made elsewhere meanwhile.
+      throw new PluginError("BACKEND_FAILED", `cannot tell whether volume ${JSON.stringify(name)} exists: ${this.failure.message}`, { volume: name });
+    }
+    return found;
   }
 
   /** The volume if the API confirmed it within the TTL; never asks. */
@@ -128,7 +134,7 @@ export class VolumeCatalog {
   /** Every volume, refreshed first when the last refresh is older than the TTL. */
   async all(): Promise<CatalogEntry[]> {
     const arrived = performance.now();
-    if (arrived - this.refreshedAt >= this.options.ttlMs) await this.fresh(arrived);
+    if (arrived - this.refreshedAt >= this.options.ttlMs) await this.fresh(arrived, this.options.waitMs);
     return [...this.byName.values()];
   }
 
@@ -208,9 +214,9 @@ export class VolumeCatalog {
   /**
    * A refresh that began at most JOIN_MS before `arrived` (one begun long before may not
    * have seen what the request asks about), unless one failed moments ago; waits at most
-   * waitMs. Requests arriving together share one refresh.
+   * `waitMs`. Requests arriving together share one refresh.
    */
-  private async fresh(arrived: number): Promise<void> {
+  private async fresh(arrived: number, waitMs: number): Promise<void> {
     if (performance.now() < this.retryAt && this.everConfirmed) return;
     const refresh = (async () => {
       while (this.inflight && this.inflightStarted < arrived - JOIN_MS) await this.inflight;
@@ -218,7 +224,8 @@ export class VolumeCatalog {
       await this.refresh();
     })();
     let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([refresh, new Promise<void>((resolve) => (timer = setTimeout(resolve, this.options.waitMs)))]);
+    const patience = Number.isFinite(waitMs) ? new Promise<void>((resolve) => (timer = setTimeout(resolve, waitMs))) : refresh;
+    await Promise.race([refresh, patience]);
     clearTimeout(timer);
     if (!this.everConfirmed && this.failure) {
       throw new PluginError("BACKEND_FAILED", `the Quobyte API has not answered yet and this host has no cached volumes: ${this.failure.message}`);

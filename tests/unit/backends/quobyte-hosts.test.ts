@@ -224,6 +224,9 @@ describe("the API down for B while A keeps working", () => {
     expect(await names(b)).toEqual(["before"]);
     expect(Date.now() - started).toBeLessThan(2500);
     await expectPluginError(b.driver.create("new-on-b", {}), "BACKEND_FAILED");
+    // Made on A meanwhile: B cannot know, and does not claim it does not exist.
+    const unknown = await expectPluginError(b.driver.get("during"), "BACKEND_FAILED");
+    expect(unknown.message).toContain("cannot tell whether");
     expect(await names(a)).toEqual(["during"]);
 
     await b.relay.up();
