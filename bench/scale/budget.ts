@@ -26,7 +26,14 @@ export function checkBudget(report: ScaleReport): BudgetRow[] {
   const restart = report.restart;
   const spread = (restart.firstCalls.at(-1) ?? 0) - (restart.firstCalls[0] ?? 0);
   const jitterSeconds = report.options.cacheTtlSeconds;
+  const errors = Object.values(report.errors).reduce((a, b) => a + b, 0);
   return [
+    {
+      what: "requests answered without an Err (the figures below count only then)",
+      limit: "all",
+      measured: errors === 0 ? "all" : `${errors} failed: ${Object.entries(report.errors).map(([key, n]) => `${key} ${n}`).join(", ")}`,
+      ok: errors === 0,
+    },
     {
       what: "API calls per Get or Path on a volume seen within the cache TTL",
       limit: "0",

@@ -18,6 +18,8 @@ export interface ClusterOptions {
 
 export class Host {
   served: Served | undefined;
+  /** Requests answered with an Err (an overloaded machine: storage checks time out), by code. */
+  readonly errors = new Map<string, number>();
   private connection: Connection | undefined;
 
   constructor(
@@ -30,11 +32,18 @@ export class Host {
     readonly apiPath: string,
   ) {}
 
-  /** One engine-shaped call on this host's kept-open connection; throws on Err. */
+  /**
+   * One engine-shaped call on this host's kept-open connection. An Err is counted, not
+   * thrown: the run goes on and the report says how many requests failed, and why.
+   */
   async call(method: string, body?: unknown): Promise<Reply> {
     this.connection ??= await Connection.open(this.socket);
     const reply = await this.connection.send(engineRequest(method, body));
-    if (!isSuccess(reply)) throw new Error(`${this.id} ${method} ${JSON.stringify(body)}: ${reply.status} ${reply.body.toString()}`);
+    if (!isSuccess(reply)) {
+      const code = /\[([A-Z_]+)\]"/.exec(reply.body.toString())?.[1] ?? `HTTP ${reply.status}`;
+      const key = `${method.replace("VolumeDriver.", "")} ${code}`;
+      this.errors.set(key, (this.errors.get(key) ?? 0) + 1);
+    }
     return reply;
   }
 

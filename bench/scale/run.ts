@@ -32,6 +32,8 @@ export interface ScaleReport {
   restart: RestartResult;
   /** VmRSS of every instance after the idle phase (MB). */
   rssMb: number[];
+  /** Requests answered with an Err, by endpoint and code (none on a machine that keeps up). */
+  errors: Record<string, number>;
   budget: BudgetRow[];
   wallSeconds: number;
 }
@@ -78,9 +80,11 @@ export async function runScale(options: ScaleOptions, progress: (line: string) =
       phases,
       restart: restarted,
       rssMb,
+      errors: {},
       budget: [],
       wallSeconds: 0,
     };
+    for (const host of cluster.hosts) for (const [key, n] of host.errors) report.errors[key] = (report.errors[key] ?? 0) + n;
     report.budget = checkBudget(report);
     report.wallSeconds = (performance.now() - began) / 1000;
     return report;
@@ -104,6 +108,9 @@ export function formatReport(report: ScaleReport): string {
     const methods = Object.entries(p.byMethod).map(([m, n]) => `${m} ${n}`).join(", ") || "-";
     lines.push(`| ${p.name} | ${p.ops.toFixed(p.op === "host-minute" ? 2 : 0)} ${p.op} | ${p.calls} | ${p.callsPerOp.toFixed(3)} | ${p.perHost.min}/${p.perHost.mean.toFixed(2)}/${p.perHost.max} | ${methods} |`);
   }
+  const errors = Object.entries(report.errors).map(([key, n]) => `${key} ${n}`).join(", ");
+  lines.push("");
+  lines.push(`requests answered with an Err: ${errors || "none"}`);
   lines.push("");
   lines.push("| budget (per host) | limit | measured | |");
   lines.push("|---|---|---|---|");
