@@ -4,6 +4,9 @@ import { startService } from "../service.ts";
 import { assertKnownArgs, backendArgs, commonArgs, configFromArgs, nameArg } from "./args.ts";
 import { waitForShutdownSignal } from "./signals.ts";
 
+/** How often dependencies are probed without requests, so a broken API is logged unprompted. */
+const HEALTH_INTERVAL_MS = 30_000;
+
 const args = {
   ...backendArgs,
   ...nameArg,
@@ -48,6 +51,8 @@ export default defineCommand({
       scope: service.driver.scope,
       stateDir: config.stateDir,
     });
+    // After the line above: the first failure logged is about a plugin known to be serving.
+    service.health.start(HEALTH_INTERVAL_MS);
     const signal = await waitForShutdownSignal();
     log.info(`received ${signal}; stopping`);
     await service.stop();

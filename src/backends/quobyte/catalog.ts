@@ -65,6 +65,11 @@ export class VolumeCatalog {
   /** Names this host created or removed since a refresh began: its answer must not undo them. */
   private localChanges = new Map<string, number>();
   private jitter: ReturnType<typeof setTimeout> | undefined;
+  /** Settles once the jittered first refresh after a clean restart is done (or cancelled). */
+  private firstRefresh: Promise<void> = Promise.resolve();
+  private endJitter: () => void = () => {};
+  /** The last refresh's outcome: when it began, and its error if it failed. */
+  private lastOutcome: { at: number; error?: unknown } | undefined;
   private everConfirmed = false;
 
   constructor(private readonly options: VolumeCatalogOptions) {}
@@ -89,11 +94,23 @@ export class VolumeCatalog {
     for (const volume of snapshot.volumes) this.labels.set(volume.uuid, volume.label ?? null);
     this.labelsAt = now;
     const delay = Math.random() * this.options.jitterMs;
+    this.firstRefresh = new Promise<void>((resolve) => (this.endJitter = resolve));
     this.jitter = setTimeout(() => {
       this.jitter = undefined;
-      void this.refresh();
+      void this.refresh().finally(this.endJitter);
     }, delay);
     this.jitter.unref?.();
+  }
+
+  /**
+   * For health checks: undefined when the API answered a refresh begun at most `reuseMs`
+   * ago (a new refresh otherwise), else that refresh's error. Waits for the jittered first
+   * refresh after a clean restart, so health probes do not undo the spreading.
+   */
+  async probe(reuseMs: number): Promise<unknown> {
+    await this.firstRefresh;
+    if (!this.lastOutcome || performance.now() - this.lastOutcome.at >= reuseMs) await this.refresh();
+    return this.lastOutcome?.error;
   }
 
   /** The plugin's default tenant, resolved once (or known from the cache file). */
@@ -279,6 +296,7 @@ export class VolumeCatalog {
     }
     this.refreshedAt = started;
     this.everConfirmed = true;
+    this.lastOutcome = { at: started };
     this.failure = undefined;
     this.failures = 0;
     await this.persist();
@@ -310,6 +328,7 @@ export class VolumeCatalog {
   }
 
   private noteFailure(error: unknown): void {
+    this.lastOutcome = { at: performance.now(), error };
     this.failures += 1;
     const pause = Math.min(RETRY_MIN_MS * 2 ** (this.failures - 1), RETRY_MAX_MS);
     this.retryAt = performance.now() + pause * (0.5 + Math.random() / 2);
@@ -331,6 +350,7 @@ export class VolumeCatalog {
 
   async close(): Promise<void> {
     if (this.jitter) clearTimeout(this.jitter);
+    this.endJitter();
     await this.inflight;
     await this.persist(true);
     await this.options.file.flush();

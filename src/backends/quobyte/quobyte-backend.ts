@@ -2,11 +2,13 @@ import { lstat, mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { withDeadline } from "../../core/deadline.ts";
 import { messageOf, PluginError } from "../../core/errors.ts";
-import type { Backend, StorageHealth, VolumeOptions, VolumeRecord, VolumeSummary } from "../../core/types.ts";
+import type { Backend, ProbeResult, StorageHealth, VolumeOptions, VolumeRecord, VolumeSummary } from "../../core/types.ts";
 import type { Logger } from "../../logging.ts";
 import type { QuobyteApi, Tenant } from "../../quobyte/api.ts";
+import { QuobyteRpcError } from "../../quobyte/rpc-error.ts";
 import { removeStaleTempFiles } from "../../system/atomic-file.ts";
 import type { MountMonitor } from "../../system/mount-health.ts";
+import { classifyApiFailure } from "./api-health.ts";
 import { CatalogFile } from "./catalog-file.ts";
 import { type CatalogEntry, VolumeCatalog } from "./catalog.ts";
 import { migrateLegacyRecords } from "./legacy-records.ts";
@@ -17,6 +19,8 @@ import { encodeLabel, ownLabel, PLUGIN_LABEL, type PluginLabel } from "./volume-
 /** `<user>#<group>@<volume>` is the client's fixed-user syntax: a volume name must not mimic it. */
 const FIXED_USER_SYNTAX = /[#@]/;
 const NAME_MAX_BYTES = 255;
+/** A health probe reuses the API's answer to a refresh this recent instead of calling again. */
+const API_PROBE_REUSE_MS = 5000;
 /** Mount asks the API about the volume unless a refresh of this very request just confirmed it. */
 const MOUNT_RECHECK_MS = 1000;
 
@@ -298,6 +302,25 @@ export class QuobyteBackend implements Backend {
 
   health(): Promise<StorageHealth> {
     return this.options.monitor.check();
+  }
+
+  /**
+   * The API's health from a refresh of the volume cache (one getVolumeList: reachability,
+   * credentials and the tenant in one call, and the cache gets fresher for it). After a
+   * clean restart it waits for the jittered first refresh instead of calling at once.
+   */
+  async checkApi(): Promise<ProbeResult> {
+    const failure = await this.catalog.probe(API_PROBE_REUSE_MS);
+    if (failure === undefined) {
+      const home = this.catalog.knownHome();
+      return { ok: true, state: "ok", detail: `reachable and authenticated; tenant ${home?.name} is ${home?.id}` };
+    }
+    if (failure instanceof PluginError && failure.code === "INVALID_OPTION") {
+      return { ok: false, state: "failing", detail: `${failure.message}; set QUOBYTE_TENANT_ID or --tenant-id to an existing tenant` };
+    }
+    // The API client's own error says whether it was the credentials or the connection.
+    const cause = failure instanceof PluginError && failure.cause instanceof QuobyteRpcError ? failure.cause : failure;
+    return classifyApiFailure(cause);
   }
 
   /** Never hand out a path on an unmounted mount point: data would land on the root disk. */

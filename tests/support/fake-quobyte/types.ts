@@ -97,6 +97,8 @@ export interface FakeQuobyteOptions {
   logRequests?: boolean;
   /** PEM contents: serve https. */
   tls?: { cert: string; key: string };
+  /** Default 0 (any free port); a fixed one lets a test bring "the same API" back up. */
+  port?: number;
 }
 
 export interface FakeRequestLog {
