@@ -148,7 +148,10 @@ export class VolumeCatalog {
     return entry && performance.now() - entry.confirmedAt < this.options.ttlMs ? entry : undefined;
   }
 
-  /** Every volume, refreshed first when the last refresh is older than the TTL. */
+  /**
+   * Every volume, refreshed first when the last refresh is older than the TTL. Never
+   * fails: without the API it is what the cache holds (health says why).
+   */
   async all(): Promise<CatalogEntry[]> {
     const arrived = performance.now();
     if (arrived - this.refreshedAt >= this.options.ttlMs) await this.fresh(arrived, this.options.waitMs);
@@ -223,11 +226,6 @@ export class VolumeCatalog {
     };
   }
 
-  /** True once the API (or a cache file) has described the volumes at least once. */
-  get known(): boolean {
-    return this.everConfirmed;
-  }
-
   /**
    * A refresh that began at most JOIN_MS before `arrived` (one begun long before may not
    * have seen what the request asks about), unless one failed moments ago; waits at most
@@ -244,9 +242,6 @@ export class VolumeCatalog {
     const patience = Number.isFinite(waitMs) ? new Promise<void>((resolve) => (timer = setTimeout(resolve, waitMs))) : refresh;
     await Promise.race([refresh, patience]);
     clearTimeout(timer);
-    if (!this.everConfirmed && this.failure) {
-      throw new PluginError("BACKEND_FAILED", `the Quobyte API has not answered yet and this host has no cached volumes: ${this.failure.message}`);
-    }
   }
 
   /** One refresh at a time; callers share it. */

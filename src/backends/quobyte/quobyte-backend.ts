@@ -264,10 +264,7 @@ export class QuobyteBackend implements Backend {
   }
 
   async list(): Promise<VolumeSummary[]> {
-    const entries = await this.catalog.all().catch((error: unknown) => {
-      throw apiError(error);
-    });
-    return entries
+    return (await this.catalog.all())
       .filter((entry) => this.options.listAll || entry.label !== undefined)
       .map((entry) => ({ name: entry.name, mountpoint: this.mountpointOf(entry.name, entry.label) }));
   }
