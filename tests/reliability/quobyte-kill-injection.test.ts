@@ -11,6 +11,7 @@
 import { afterAll, afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { CRASH_AT_ENV, type CrashPoint } from "../../src/system/crash-point.ts";
 import { DEFAULT_USER, type FakeQuobyte, type FakeQuobyteOptions, type FakeVolume, startFakeQuobyte } from "../support/fake-quobyte.ts";
 import { makeTempDir, removeTempDir } from "../support/tmp.ts";
 import {
@@ -33,6 +34,7 @@ import {
   checkMarkers,
   checkMountCount,
   checkRemoveOfHeldRefused,
+  checkWholeOrGone,
   runUnderKills,
   show,
   unmountAndRemoveAll,
@@ -112,7 +114,8 @@ function childEnv(): Record<string, string | undefined> {
   return env;
 }
 
-async function startServing(): Promise<{ child: Child; ms: number }> {
+/** `crashAt` arms a test-only crash point (src/system/crash-point.ts). */
+async function startServing(crashAt?: CrashPoint): Promise<{ child: Child; ms: number }> {
   const argv = [
     BINARY,
     "serve",
@@ -131,7 +134,8 @@ async function startServing(): Promise<{ child: Child; ms: number }> {
     "--log-format",
     "json",
   ];
-  const child = children.spawn(argv, { cwd: layout.cwd, env: childEnv() });
+  const env = crashAt === undefined ? childEnv() : { ...childEnv(), [CRASH_AT_ENV]: crashAt };
+  const child = children.spawn(argv, { cwd: layout.cwd, env });
   const ms = await waitServing(children, child, layout.socket);
   return { child, ms };
 }
@@ -361,7 +365,7 @@ describe("quobyte backend: SIGKILL at random points under a concurrent engine wo
       expect(staleReplaced).toBe(KILLS);
       expect(problems).toEqual([]);
     },
-    90_000,
+    240_000,
   );
 });
 
@@ -926,4 +930,61 @@ describe("quobyte backend: deterministic failure windows", () => {
       conn.close();
     }
   }, 30_000);
+});
+
+describe("quobyte backend: SIGKILL between the steps of Remove (test-only crash points)", () => {
+  // The API is the truth and nothing is recorded on this host before it is asked: killed
+  // before deleteVolume the volume is whole (the engine got no answer and asks again);
+  // killed after it, the volume is gone although this host's cache still named it.
+  const cases = [
+    { point: "quobyte-remove:decided", outcome: "whole" },
+    { point: "quobyte-remove:deleted", outcome: "gone" },
+  ] as const;
+  for (const { point, outcome } of cases) {
+    test(`killed at ${point}: after the restart the volume is ${outcome} in Get, List and the API`, async () => {
+      const api = await startFake();
+      const first = await startServing();
+      const conn = new EngineConn(layout.socket);
+      expect(isOk(await conn.call("VolumeDriver.Create", { Name: "half", Opts: null }))).toBe(true);
+      conn.close();
+      expect(await children.stop(first.child, "SIGTERM")).toBe(0);
+      writeFileSync(join(layout.mnt, "half", "data"), "kept unless removed");
+
+      const armed = await startServing(point);
+      const cutConn = new EngineConn(layout.socket);
+      expect((await cutConn.call("VolumeDriver.Remove", { Name: "half" })).kind).toBe("cut");
+      cutConn.close();
+      await armed.child.exited;
+      expect(armed.child.signalCode).toBe("SIGKILL");
+
+      await startServing();
+      const problems: string[] = [];
+      await checkWholeOrGone(layout.socket, ["half"], `after a kill at ${point}`, problems);
+      expect(problems).toEqual([]);
+      const admin = new EngineConn(layout.socket);
+      try {
+        const listed = (await must(admin, "VolumeDriver.List", {})).json.Volumes.map((v: { Name: string }) => v.Name);
+        if (outcome === "whole") {
+          expect(listed).toEqual(["half"]);
+          expect(api.volumes().map((v) => v.name)).toEqual(["half"]);
+          const mounted = await must(admin, "VolumeDriver.Mount", { Name: "half", ID: "e".repeat(64) });
+          expect(readFileSync(join(String(mounted.json.Mountpoint), "data"), "utf8")).toBe("kept unless removed");
+          expect(isOk(await admin.call("VolumeDriver.Unmount", { Name: "half", ID: "e".repeat(64) }))).toBe(true);
+          // The engine's retry of the lost Remove finishes it.
+          expect(isOk(await admin.call("VolumeDriver.Remove", { Name: "half" }))).toBe(true);
+        } else {
+          expect(errCode((await must(admin, "VolumeDriver.Get", { Name: "half" })).json)).toBe("VOLUME_NOT_FOUND");
+          expect(listed).toEqual([]);
+          // The engine's retry of the lost Remove succeeds: the volume is gone.
+          expect(isOk(await admin.call("VolumeDriver.Remove", { Name: "half" }))).toBe(true);
+        }
+        expect(api.volumes()).toEqual([]);
+        expect([...readMetadata(api).files.keys()]).toEqual([]);
+        expect(isOk(await admin.call("VolumeDriver.Create", { Name: "half", Opts: null }))).toBe(true);
+        expect(api.volumes().map((v) => v.name)).toEqual(["half"]);
+      } finally {
+        admin.close();
+      }
+    }, 30_000);
+  }
 });

@@ -7,6 +7,7 @@ import type { Logger } from "../../logging.ts";
 import type { QuobyteApi, Tenant } from "../../quobyte/api.ts";
 import { QuobyteRpcError } from "../../quobyte/rpc-error.ts";
 import { removeStaleTempFiles } from "../../system/atomic-file.ts";
+import { crashPoint } from "../../system/crash-point.ts";
 import type { MountMonitor } from "../../system/mount-health.ts";
 import { classifyApiFailure } from "./api-health.ts";
 import { CatalogFile } from "./catalog-file.ts";
@@ -141,7 +142,7 @@ export class QuobyteBackend implements Backend {
     });
   }
 
-  async create(name: string, options: VolumeOptions): Promise<void> {
+  async create(name: string, options: VolumeOptions, arrivedAt = performance.now()): Promise<void> {
     const spec = parseQuobyteOptions(options, name);
     if (Buffer.byteLength(fixedUserEntry(name, spec.fixedUser, spec.fixedGroup)) > NAME_MAX_BYTES) {
       throw new PluginError("INVALID_OPTION", `fixed_user/fixed_group make the mount path entry of ${JSON.stringify(name)} longer than ${NAME_MAX_BYTES} bytes`, {
@@ -151,7 +152,7 @@ export class QuobyteBackend implements Backend {
     // Confirmed by the API within the TTL: nothing to do. Otherwise createVolume itself
     // tells whether it exists (and the volume is adopted then), without a refresh first.
     if (this.catalog.peek(name)?.label) return;
-    await this.requireLiveMount(name, { fresh: true });
+    await this.requireLiveMount(name, arrivedAt);
     const home = await this.catalog.homeTenant().catch((error: unknown) => {
       throw apiError(error, name);
     });
@@ -229,8 +230,14 @@ export class QuobyteBackend implements Backend {
         await this.catalog.release(name);
         return;
       }
+      // Nothing is recorded here before the call: the API is the truth, so a crash up to
+      // this point leaves the volume whole (the engine got no answer and asks again).
+      crashPoint("quobyte-remove:decided");
       if (label.onRemove === "erase") await api.eraseVolume(uuid);
       else await api.deleteVolume(uuid);
+      // A crash here leaves this host's cache naming a deleted volume: after a crash the
+      // cache file is not trusted, so the first request asks the API.
+      crashPoint("quobyte-remove:deleted");
     } catch (error) {
       throw apiError(error, name);
     }
@@ -269,10 +276,10 @@ export class QuobyteBackend implements Backend {
       .map((entry) => ({ name: entry.name, mountpoint: this.mountpointOf(entry.name, entry.label) }));
   }
 
-  async prepareMount(name: string): Promise<string> {
+  async prepareMount(name: string, arrivedAt = performance.now()): Promise<string> {
     const entry = await this.lookup(name);
     if (!entry) throw new PluginError("VOLUME_NOT_FOUND", `volume ${JSON.stringify(name)} does not exist`, { volume: name });
-    await this.requireLiveMount(name);
+    await this.requireLiveMount(name, arrivedAt);
     if (performance.now() - entry.confirmedAt > MOUNT_RECHECK_MS) {
       const verdict = await this.catalog.confirm(entry).catch((error: unknown) => {
         throw apiError(error, name);
@@ -321,8 +328,8 @@ export class QuobyteBackend implements Backend {
   }
 
   /** Never hand out a path on an unmounted mount point: data would land on the root disk. */
-  private async requireLiveMount(volume: string, options: { fresh?: boolean } = {}): Promise<void> {
-    const health = await this.options.monitor.check(options);
+  private async requireLiveMount(volume: string, arrivedAt: number): Promise<void> {
+    const health = await this.options.monitor.check(arrivedAt);
     if (health.state !== "live") throw new PluginError("BACKEND_FAILED", health.detail, { volume });
   }
 
