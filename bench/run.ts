@@ -2,11 +2,12 @@
 // figure (`name value unit [ratio-to-floor]`), and bench/results.json. See bench/README.md.
 //
 //   bun bench/run.ts [--no-engine] [--no-build] [--quick] [--only=startup,hot,crud,list,memory,engine]
-//                    [--binary=PATH] [--results=PATH]
+//                    [--binary=PATH] [--results=PATH] [--scope=local|global]
 //
 // --no-build   measure dist/docker-quobyte-plugin as it is (default: `bun run build` first)
 // --binary     measure another build (e.g. of a change under test); implies --no-build
 // --quick      shorter windows and sizes (a smoke run; figures are not comparable)
+// --scope      serve with --scope global to measure with mount claims on (default: the plugin's default)
 //
 // ratio-to-floor = the plugin's figure / the floor's figure for the same workload and
 // metric. The floor is a bare Bun.serve on a Unix socket answering a constant body, run
@@ -25,7 +26,7 @@ import { hex, HOT_LABELS, hotScript } from "./hot-script.ts";
 import { probeWorkload } from "./probe.ts";
 import { closedLoop, type LoadResult, mergeRuns, type Script } from "./load.ts";
 import { populate } from "./populate.ts";
-import { BUN, cpuMicros, pluginBinary, procStatusKb, REPO, type Served, serve, setPluginBinary, startFloor, startPlugin, stop, stopAll } from "./procs.ts";
+import { BUN, cpuMicros, pluginBinary, procStatusKb, REPO, type Served, serve, setPluginBinary, setPluginScope, startFloor, startPlugin, stop, stopAll } from "./procs.ts";
 import { median, percentile, sorted } from "./stats.ts";
 
 const WORKLOADS = ["startup", "hot", "crud", "list", "memory", "probe", "engine"] as const;
@@ -33,9 +34,9 @@ type Workload = (typeof WORKLOADS)[number];
 
 const argv = process.argv.slice(2);
 for (const arg of argv) {
-  if (!/^--(no-engine|no-build|quick|only=[a-z,]+|binary=.+|results=.+)$/.test(arg)) {
+  if (!/^--(no-engine|no-build|quick|only=[a-z,]+|binary=.+|results=.+|scope=(local|global))$/.test(arg)) {
     process.stderr.write(
-      `unknown argument ${arg}\nusage: bun bench/run.ts [--no-engine] [--no-build] [--quick] [--only=${WORKLOADS.join(",")}] [--binary=PATH] [--results=PATH]\n`,
+      `unknown argument ${arg}\nusage: bun bench/run.ts [--no-engine] [--no-build] [--quick] [--only=${WORKLOADS.join(",")}] [--binary=PATH] [--results=PATH] [--scope=local|global]\n`,
     );
     process.exit(2);
   }
@@ -44,6 +45,8 @@ const quick = argv.includes("--quick");
 /** Another build of the plugin (to compare a change); implies --no-build. */
 const binary = argv.find((arg) => arg.startsWith("--binary="))?.slice(9);
 if (binary) setPluginBinary(binary);
+const scope = argv.find((arg) => arg.startsWith("--scope="))?.slice(8);
+if (scope === "local" || scope === "global") setPluginScope(scope);
 const resultsPath = argv.find((arg) => arg.startsWith("--results="))?.slice(10) ?? join(import.meta.dir, "results.json");
 const only = argv.find((arg) => arg.startsWith("--only="))?.slice(7).split(",");
 const isRoot = process.getuid?.() === 0;

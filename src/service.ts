@@ -1,7 +1,9 @@
 import { createBackend } from "./backends/index.ts";
 import type { ServeConfig } from "./config.ts";
+import { Claims } from "./core/claims.ts";
 import { Driver } from "./core/driver.ts";
 import { MountRefs } from "./core/mount-refs.ts";
+import type { Backend } from "./core/types.ts";
 import type { Logger } from "./logging.ts";
 import { backendDependencies, HealthTracker } from "./core/health.ts";
 import { createApp } from "./protocol/app.ts";
@@ -36,7 +38,8 @@ export async function startService(config: ServeConfig, log: Logger): Promise<Ru
         error: String(cause),
       }),
   });
-  const driver = new Driver(backend, refs, { timeoutMs: config.timeoutMs, scope: config.scope });
+  const claims = createClaims(config, backend, log);
+  const driver = new Driver(backend, refs, { timeoutMs: config.timeoutMs, scope: config.scope, claims });
   const health = new HealthTracker(backendDependencies(backend), (name, now) => {
     if (now.ok) log.info(`${name} is ${now.state} again`, { dependency: name });
     else log.error(`${name} is ${now.state}: ${now.detail}`, { dependency: name });
@@ -44,9 +47,13 @@ export async function startService(config: ServeConfig, log: Logger): Promise<Ru
   const app = createApp(driver, log.withTag("protocol"), health);
   let listener: Listener;
   try {
+    // Before the socket opens: a restarted host re-claims the mounts it recorded before
+    // it answers anything, so its containers' volumes are never unclaimed while it runs.
+    await driver.startClaims();
     listener = await openListener(config, app.fetch, gid);
   } catch (error) {
     health.stop();
+    await driver.stopClaims();
     refs.close();
     await backend.close();
     if (error instanceof ListenError) throw new UsageError(error.message);
@@ -62,10 +69,25 @@ export async function startService(config: ServeConfig, log: Logger): Promise<Ru
       stopping ??= (async () => {
         health.stop();
         await listener.stop();
+        await driver.stopClaims();
         refs.close();
         await backend.close();
       })();
       return stopping;
     },
   };
+}
+
+/** Claims only matter where other hosts share the volumes (global scope on shared storage). */
+function createClaims(config: ServeConfig, backend: Backend, log: Logger): Claims | undefined {
+  const scope = config.scope ?? backend.scope;
+  const dir = backend.claimsDir;
+  if (scope !== "global" || dir === undefined) return undefined;
+  const claimsLog = log.withTag("claims");
+  return new Claims({
+    dir,
+    hostId: config.hostId,
+    leaseTimeoutMs: config.leaseTimeoutMs,
+    warn: (message, fields) => claimsLog.warn(message, fields ?? {}),
+  });
 }

@@ -67,6 +67,11 @@ export class PosixBackend implements Backend {
     this.trashDir = join(root, CONTROL_DIR, "trash");
   }
 
+  /** A shared root (`--scope global`) carries the hosts' mount claims beside the volumes. */
+  get claimsDir(): string | undefined {
+    return this.scope === "global" ? join(this.root, CONTROL_DIR, "claims") : undefined;
+  }
+
   /** The volume root as used (its real path once init ran). */
   get rootPath(): string {
     return this.root;
