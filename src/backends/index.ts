@@ -43,6 +43,7 @@ export async function createBackend(config: ServeConfig, log: Logger): Promise<B
         listAll: q.listAll,
         cacheTtlMs: q.cacheTtlMs,
         apiWaitMs: Math.min(API_WAIT_MS, q.apiTimeoutMs),
+        claims: true,
         log: log.withTag("quobyte"),
       });
     }

@@ -3,6 +3,7 @@ import type { Logger } from "../../logging.ts";
 import type { ApiVolume, QuobyteApi, Tenant } from "../../quobyte/api.ts";
 import { QuobyteRpcError } from "../../quobyte/rpc-error.ts";
 import type { CatalogFile } from "./catalog-file.ts";
+import { CONTROL_VOLUME } from "./control-volume.ts";
 import { decodeLabel, PLUGIN_LABEL, type PluginLabel } from "./volume-label.ts";
 
 /** A volume as the API last described it. */
@@ -29,8 +30,8 @@ export interface VolumeCatalogOptions {
 }
 
 /**
- * A refresh under way since at most this long before a request is new enough for it:
- * a burst of requests shares one refresh, yet none trusts a refresh begun long before.
+ * A refresh under way since at most this long before a request for a stale volume is new
+ * enough for it: a burst of such requests shares one refresh.
  */
 const JOIN_MS = 250;
 /** Labels change only on create, adopt and keep-remove: re-read them this many TTLs apart at most. */
@@ -132,8 +133,11 @@ export class VolumeCatalog {
     const arrived = performance.now();
     const entry = this.byName.get(name);
     if (entry && arrived - entry.confirmedAt < this.options.ttlMs) return entry;
-    // Without a cached answer there is nothing to answer early with: wait for the API.
-    await this.fresh(arrived, entry ? this.options.waitMs : Number.POSITIVE_INFINITY);
+    // A name this host does not know may have been made elsewhere a moment ago: only a
+    // refresh begun after the request counts, and without a cached answer there is
+    // nothing to answer early with: wait for the API.
+    if (entry) await this.fresh(arrived - JOIN_MS, this.options.waitMs);
+    else await this.fresh(arrived, Number.POSITIVE_INFINITY);
     const found = this.byName.get(name);
     if (!found && this.failure) {
       // "Does not exist" would be a guess: it may have been made elsewhere meanwhile.
@@ -154,7 +158,7 @@ export class VolumeCatalog {
    */
   async all(): Promise<CatalogEntry[]> {
     const arrived = performance.now();
-    if (arrived - this.refreshedAt >= this.options.ttlMs) await this.fresh(arrived, this.options.waitMs);
+    if (arrived - this.refreshedAt >= this.options.ttlMs) await this.fresh(arrived - JOIN_MS, this.options.waitMs);
     return [...this.byName.values()];
   }
 
@@ -227,15 +231,15 @@ export class VolumeCatalog {
   }
 
   /**
-   * A refresh that began at most JOIN_MS before `arrived` (one begun long before may not
-   * have seen what the request asks about), unless one failed moments ago; waits at most
-   * `waitMs`. Requests arriving together share one refresh.
+   * A refresh that began at `notBefore` or later (one begun earlier may not have seen
+   * what the request asks about), unless one failed moments ago; waits at most `waitMs`.
+   * Requests arriving together share one refresh.
    */
-  private async fresh(arrived: number, waitMs: number): Promise<void> {
+  private async fresh(notBefore: number, waitMs: number): Promise<void> {
     if (performance.now() < this.retryAt && this.everConfirmed) return;
     const refresh = (async () => {
-      while (this.inflight && this.inflightStarted < arrived - JOIN_MS) await this.inflight;
-      if (this.refreshedAt >= arrived - JOIN_MS) return;
+      while (this.inflight && this.inflightStarted < notBefore) await this.inflight;
+      if (this.refreshedAt >= notBefore) return;
       await this.refresh();
     })();
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -312,6 +316,7 @@ export class VolumeCatalog {
     const rank = (entry: CatalogEntry) => (entry.label ? 2 : 0) + (entry.tenantId === homeId ? 1 : 0);
     for (const entry of entries) {
       if (!entry.label && entry.tenantId !== homeId) continue;
+      if (entry.name === CONTROL_VOLUME) continue;
       const other = byName.get(entry.name);
       if (other && rank(other) >= rank(entry)) {
         if (other.label && entry.label) this.options.log.warn(`two volumes of this plugin are called ${entry.name} (${other.uuid}, ${entry.uuid}); serving ${other.uuid}`);

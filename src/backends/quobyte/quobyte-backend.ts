@@ -11,6 +11,7 @@ import { crashPoint } from "../../system/crash-point.ts";
 import type { MountMonitor } from "../../system/mount-health.ts";
 import { classifyApiFailure } from "./api-health.ts";
 import { CatalogFile } from "./catalog-file.ts";
+import { CONTROL_VOLUME, controlVolumePath } from "./control-volume.ts";
 import { type CatalogEntry, VolumeCatalog } from "./catalog.ts";
 import { migrateLegacyRecords } from "./legacy-records.ts";
 import { fixedUserEntry, parseQuobyteOptions, QUOBYTE_OPTION_NAMES } from "./options.ts";
@@ -50,6 +51,8 @@ export interface QuobyteBackendOptions {
   startJitterMs?: number;
   /** How long a request waits for the API before the cache answers (ms). */
   apiWaitMs: number;
+  /** Keep the control volume for mount claims (the service does; single-host unit tests need not). */
+  claims: boolean;
   log: Logger;
 }
 
@@ -67,6 +70,7 @@ export class QuobyteBackend implements Backend {
   readonly optionNames = QUOBYTE_OPTION_NAMES;
   private readonly catalog: VolumeCatalog;
   private readonly tenants = new Map<string, Tenant>();
+  private claims: string | undefined;
 
   constructor(private readonly options: QuobyteBackendOptions) {
     this.catalog = new VolumeCatalog({
@@ -86,28 +90,55 @@ export class QuobyteBackend implements Backend {
     // Cache writes cut off by a crash leave their temporary files behind.
     await removeStaleTempFiles(this.options.stateDir);
     await this.catalog.load();
-    if (!this.catalog.knownHome()) {
-      try {
-        await this.catalog.homeTenant();
-        // The cache file exists from the start: requests only ever change it.
-        await this.catalog.persist();
-      } catch (error) {
-        // An unknown tenant is a configuration error: fail at start. An API that cannot be
-        // reached must not keep Docker from its volumes: resolve on the first request.
-        if (error instanceof PluginError && error.code === "INVALID_OPTION") {
-          throw new PluginError("BACKEND_FAILED", `${error.message}; set QUOBYTE_TENANT_ID or --tenant-id to an existing tenant`);
-        }
-        this.options.log.warn(`cannot resolve tenant ${JSON.stringify(this.options.tenant)} yet: ${messageOf(error)}`);
-        return;
-      }
+    const apiReady = await this.resolveHomeTenant();
+    if (apiReady) {
+      const migrated = await migrateLegacyRecords({
+        dir: join(this.options.stateDir, "quobyte-volumes"),
+        api: this.options.api,
+        home: await this.catalog.homeTenant(),
+        log: this.options.log,
+      });
+      if (migrated > 0) this.catalog.invalidate();
     }
-    const migrated = await migrateLegacyRecords({
-      dir: join(this.options.stateDir, "quobyte-volumes"),
-      api: this.options.api,
-      home: await this.catalog.homeTenant(),
-      log: this.options.log,
-    });
-    if (migrated > 0) this.catalog.invalidate();
+    // Claims need the mount: on a mount that is not there yet, no volume can be mounted either.
+    if (this.options.claims && (await this.options.monitor.check()).state === "live") {
+      const control = await controlVolumePath({
+        api: this.options.api,
+        mountPath: this.options.mountPath,
+        home: () => this.catalog.homeTenant(),
+        configurationName: this.options.configurationName,
+        createWaitMs: this.options.createWaitMs,
+        fsTimeoutMs: this.options.fsTimeoutMs,
+        log: this.options.log,
+      });
+      if (control) this.claims = join(control, "claims");
+    }
+  }
+
+  /**
+   * The default tenant, from the cache file or the API. False when the API cannot tell
+   * now: an unreachable API must not keep Docker from its volumes (resolved on the first
+   * request then); an unknown tenant is a configuration error and fails the start.
+   */
+  private async resolveHomeTenant(): Promise<boolean> {
+    if (this.catalog.knownHome()) return true;
+    try {
+      await this.catalog.homeTenant();
+      // The cache file exists from the start: requests only ever change it.
+      await this.catalog.persist();
+      return true;
+    } catch (error) {
+      if (error instanceof PluginError && error.code === "INVALID_OPTION") {
+        throw new PluginError("BACKEND_FAILED", `${error.message}; set QUOBYTE_TENANT_ID or --tenant-id to an existing tenant`);
+      }
+      this.options.log.warn(`cannot resolve tenant ${JSON.stringify(this.options.tenant)} yet: ${messageOf(error)}`);
+      return false;
+    }
+  }
+
+  /** Where the hosts publish their mount claims: inside the control volume (see control-volume.ts). */
+  get claimsDir(): string | undefined {
+    return this.claims;
   }
 
   /** Resolves a tenant name or UUID once; later calls use the cache. */
@@ -127,6 +158,9 @@ export class QuobyteBackend implements Backend {
   }
 
   checkName(name: string): void {
+    if (name === CONTROL_VOLUME) {
+      throw new PluginError("INVALID_NAME", `volume name ${JSON.stringify(name)} is reserved for this plugin's mount claims`, { volume: name });
+    }
     if (FIXED_USER_SYNTAX.test(name)) {
       // `nobody#nogroup@data` would share its path with volume `data` mapped to nobody.
       throw new PluginError("INVALID_NAME", `volume name ${JSON.stringify(name)} must not contain "#" or "@" (the Quobyte client's fixed-user syntax)`, {

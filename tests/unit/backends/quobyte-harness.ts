@@ -55,6 +55,7 @@ export async function makeQuobyteHarness(fakeOptions: FakeQuobyteOptions = {}): 
         listAll: false,
         cacheTtlMs: 10_000,
         apiWaitMs: 1000,
+        claims: false,
         log,
         ...overrides,
       });

@@ -169,6 +169,22 @@ describe("volumes made by something else", () => {
   });
 });
 
+describe("mount claims", () => {
+  test("live in the control volume, made once through the API; Docker cannot name it, List never shows it", async () => {
+    const a = await startHost("a", { claims: true });
+    expect(a.backend.claimsDir).toBe(join(h.mount, "docker-quobyte-plugin.control", "claims"));
+    expect(h.fake.volumes().map((v) => v.name)).toEqual(["docker-quobyte-plugin.control"]);
+    h.fake.resetCounts();
+    const b = await startHost("b", { claims: true, listAll: true });
+    expect(b.backend.claimsDir).toBe(a.backend.claimsDir ?? "");
+    // It existed: the second host made no createVolume.
+    expect(h.fake.methodCounts().createVolume).toBeUndefined();
+    expect(await names(b)).toEqual([]);
+    await expectPluginError(b.driver.get("docker-quobyte-plugin.control"), "INVALID_NAME");
+    await expectPluginError(b.driver.create("docker-quobyte-plugin.control", {}), "INVALID_NAME");
+  });
+});
+
 describe("a Remove on one host", () => {
   test("makes the volume disappear everywhere within the TTL, and Mount elsewhere is refused at once", async () => {
     const a = await startHost("a");
