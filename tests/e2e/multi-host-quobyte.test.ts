@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { type ApiRelay, startApiRelay } from "../support/api-relay.ts";
 import { DEFAULT_USER, type FakeQuobyte, startFakeQuobyte } from "../support/fake-quobyte.ts";
 import { type Host, type Hosts, startHosts } from "../support/multi-host.ts";
+import { err, listed, ok, removeUntilAllowed, secondsUntil } from "../support/multi-host-calls.ts";
 import { makeTempDir, removeTempDir } from "../support/tmp.ts";
 
 const TTL_S = 1;
@@ -55,63 +56,18 @@ afterAll(async () => {
 
 const ID = (n: number) => n.toString(16).padStart(64, "0");
 
-async function ok(host: Host, method: string, body: unknown): Promise<Record<string, unknown>> {
-  const reply = await host.call(method, body);
-  const json = reply.json as Record<string, unknown> | undefined;
-  if (reply.status !== 200 || json?.Err) {
-    throw new Error(`${host.name} ${method} ${JSON.stringify(body)}: ${reply.status} ${reply.text}\n${host.plugin?.stderr().slice(-3000)}`);
-  }
-  return json ?? {};
-}
-
-async function err(host: Host, method: string, body: unknown): Promise<string> {
-  const reply = await host.call(method, body);
-  const text = (reply.json as { Err?: string } | undefined)?.Err;
-  if (!text) throw new Error(`${host.name} ${method} ${JSON.stringify(body)} succeeded; expected an Err`);
-  return text;
-}
-
-async function listed(host: Host): Promise<string[]> {
-  const reply = (await ok(host, "VolumeDriver.List", {})) as { Volumes: { Name: string }[] };
-  return reply.Volumes.map((v) => v.Name).sort();
-}
-
-/** Seconds until `check` holds, polling every 100 ms; throws after `limitS`. */
-async function secondsUntil(check: () => Promise<boolean>, limitS: number): Promise<number> {
-  const started = performance.now();
-  for (;;) {
-    if (await check()) return (performance.now() - started) / 1000;
-    if (performance.now() - started > limitS * 1000) throw new Error(`not within ${limitS} s`);
-    await Bun.sleep(100);
-  }
-}
-
 describe("quobyte, two hosts on one API", () => {
   test("A SIGKILLed while holding a mount: Remove on B refused at once, allowed once A's claim expired", async () => {
     await ok(a, "VolumeDriver.Create", { Name: "orphan", Opts: {} });
     await ok(a, "VolumeDriver.Mount", { Name: "orphan", ID: ID(5) });
     await a.kill();
-    const killedAt = performance.now();
-    expect(await err(b, "VolumeDriver.Remove", { Name: "orphan" })).toContain("qhost-a");
-    const refusedAfter = (performance.now() - killedAt) / 1000;
-    let lastRefused = refusedAfter;
-    for (;;) {
-      const reply = await b.call("VolumeDriver.Remove", { Name: "orphan" });
-      const at = (performance.now() - killedAt) / 1000;
-      if (!(reply.json as { Err?: string }).Err) {
-        console.log(
-          `[multi-host-quobyte] --lease-timeout ${LEASE_S} s: Remove on B refused ${refusedAfter.toFixed(2)} s after qhost-a was SIGKILLed ` +
-            `(last refusal at ${lastRefused.toFixed(2)} s), allowed ${at.toFixed(2)} s after`,
-        );
-        expect(at).toBeGreaterThanOrEqual(LEASE_S - PERIOD_S);
-        expect(at).toBeLessThanOrEqual(LEASE_S + 2 * PERIOD_S + 1);
-        break;
-      }
-      expect((reply.json as { Err: string }).Err).toContain("qhost-a");
-      lastRefused = at;
-      if (at > 3 * LEASE_S) throw new Error(`still refused ${at} s after the kill`);
-      await Bun.sleep(250);
-    }
+    const times = await removeUntilAllowed(b, "orphan", "qhost-a", performance.now(), 3 * LEASE_S);
+    console.log(
+      `[multi-host-quobyte] --lease-timeout ${LEASE_S} s: Remove on B refused ${times.firstRefused.toFixed(2)} s after qhost-a was SIGKILLed ` +
+        `(last refusal at ${times.lastRefused.toFixed(2)} s), allowed ${times.allowed.toFixed(2)} s after`,
+    );
+    expect(times.allowed).toBeGreaterThanOrEqual(LEASE_S - PERIOD_S);
+    expect(times.allowed).toBeLessThanOrEqual(LEASE_S + 2 * PERIOD_S + 1);
     expect(fake.volumes().some((v) => v.name === "orphan")).toBe(false);
     // A comes back and re-claims what it recorded; the engine's Unmount still succeeds.
     await a.start();
