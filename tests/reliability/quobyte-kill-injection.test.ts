@@ -11,6 +11,7 @@
 import { afterAll, afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { CONTROL_VOLUME } from "../../src/backends/quobyte/control-volume.ts";
 import { CRASH_AT_ENV, type CrashPoint } from "../../src/system/crash-point.ts";
 import { DEFAULT_USER, type FakeQuobyte, type FakeQuobyteOptions, type FakeVolume, startFakeQuobyte } from "../support/fake-quobyte.ts";
 import { makeTempDir, removeTempDir } from "../support/tmp.ts";
@@ -89,10 +90,15 @@ afterAll(async () => {
   await fake?.stop();
 });
 
-/** Starts the fake API over the layout's mount tree and writes the operator's env file. */
+/**
+ * Starts the fake API over the layout's mount tree and writes the operator's env file.
+ * The plugin's control volume (its mount claims) is none of the workload's volumes: the
+ * answer leaves it out of volumes(), and the mount tree listings below skip it.
+ */
 async function startFake(options: FakeQuobyteOptions = {}): Promise<FakeQuobyte> {
   const started = await startFakeQuobyte({ mountTree: layout.mnt, ...options });
   fake = started;
+  const workloadVolumes = () => started.volumes().filter((v) => v.name !== CONTROL_VOLUME);
   writeFileSync(
     layout.envFile,
     [
@@ -104,7 +110,12 @@ async function startFake(options: FakeQuobyteOptions = {}): Promise<FakeQuobyte>
     ].join("\n"),
     { mode: 0o600 },
   );
-  return started;
+  return new Proxy(started, { get: (target, key) => (key === "volumes" ? workloadVolumes : Reflect.get(target, key, target)) });
+}
+
+/** The mount tree's entries but the plugin's control volume. */
+function treeEntries(tree = layout.mnt): string[] {
+  return readdirSync(tree).filter((entry) => entry !== CONTROL_VOLUME);
 }
 
 /** This process's environment without anything that would override the env file. */
@@ -346,7 +357,7 @@ describe("quobyte backend: SIGKILL at random points under a concurrent engine wo
       conn.close();
       const apiLeft = api.volumes();
       if (apiLeft.length !== 0) problems.push(`API volumes left after removing all: ${JSON.stringify(apiLeft.map((v) => `${v.name} ${v.uuid}`))}`);
-      const treeLeft = readdirSync(layout.mnt);
+      const treeLeft = treeEntries();
       if (treeLeft.length !== 0) problems.push(`mount tree holds ${JSON.stringify(treeLeft)}`);
       const metaLeft = readMetadata(api);
       if (metaLeft.files.size !== 0 || metaLeft.temp.length !== 0) problems.push(`metadata left: ${[...metaLeft.files.keys(), ...metaLeft.temp]}`);
@@ -403,7 +414,7 @@ describe("quobyte backend: concurrency without kills", () => {
       }
       expect(readMetadata(api).temp).toEqual([]);
       expect(duplicateApiNames(api.volumes())).toEqual([]);
-      expect(readdirSync(layout.mnt).sort()).toEqual(["same-0", "same-1", "same-2", "same-seeded"]);
+      expect(treeEntries().sort()).toEqual(["same-0", "same-1", "same-2", "same-seeded"]);
       console.log(`[quobyte-kill-injection] ${SAME_NAME_CONNS} concurrent Creates x 4 names: API calls ${show(apiMethods(api.log))}`);
     } finally {
       for (const c of conns) c.close();
@@ -831,7 +842,7 @@ describe("quobyte backend: fuzz with hostile names and options", () => {
     }
     const apiNames = new Set(volumes.map((v) => v.name));
     const strays = (tree: string) =>
-      readdirSync(tree).filter((entry) => !apiNames.has(entry) || !lstatSync(join(tree, entry)).isDirectory());
+      treeEntries(tree).filter((entry) => !apiNames.has(entry) || !lstatSync(join(tree, entry)).isDirectory());
     problems.push(...strays(layout.mnt).map((entry) => `mount tree holds ${JSON.stringify(entry)}, which is no API volume`));
 
     // Distinct volumes sharing one Mountpoint (a name that reads as <user>#<group>@<other
