@@ -146,12 +146,6 @@ export class VolumeCatalog {
     return found;
   }
 
-  /** The volume if the API confirmed it within the TTL; never asks. */
-  peek(name: string): CatalogEntry | undefined {
-    const entry = this.byName.get(name);
-    return entry && performance.now() - entry.confirmedAt < this.options.ttlMs ? entry : undefined;
-  }
-
   /**
    * Every volume, refreshed first when the last refresh is older than the TTL. Never
    * fails: without the API it is what the cache holds (health says why).

@@ -183,9 +183,10 @@ export class QuobyteBackend implements Backend {
         volume: name,
       });
     }
-    // Confirmed by the API within the TTL: nothing to do. Otherwise createVolume itself
-    // tells whether it exists (and the volume is adopted then), without a refresh first.
-    if (this.catalog.peek(name)?.label) return;
+    // This cluster's volume of that name, in any tenant: nothing to do (Docker names are
+    // flat; a second volume in another tenant would split the name). createVolume itself
+    // settles the race of two Creates of a new name in one tenant.
+    if ((await this.lookup(name))?.label) return;
     await this.requireLiveMount(name, arrivedAt);
     const home = await this.catalog.homeTenant().catch((error: unknown) => {
       throw apiError(error, name);
