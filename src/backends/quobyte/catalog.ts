@@ -257,7 +257,8 @@ export class VolumeCatalog {
     const api = this.options.api;
     const home = await this.homeTenant();
     const listed = await api.volumes(home.id);
-    const unlabelled = listed.some((volume) => !this.labels.has(volume.uuid));
+    // The control volume never carries a label and is never cached: it is no news.
+    const unlabelled = listed.some((volume) => volume.name !== CONTROL_VOLUME && !this.labels.has(volume.uuid));
     if (unlabelled || started - this.labelsAt >= LABEL_TTLS * this.options.ttlMs) {
       const labels = new Map<string, PluginLabel | null>();
       for (const { uuid, value } of await api.volumeLabels(PLUGIN_LABEL)) {
