@@ -1,6 +1,7 @@
 import { createBackend } from "./backends/index.ts";
 import type { ServeConfig } from "./config.ts";
 import { Claims } from "./core/claims.ts";
+import { withDeadline } from "./core/deadline.ts";
 import { Driver } from "./core/driver.ts";
 import { MountRefs } from "./core/mount-refs.ts";
 import type { Backend } from "./core/types.ts";
@@ -8,7 +9,9 @@ import type { Logger } from "./logging.ts";
 import { backendDependencies, HealthTracker } from "./core/health.ts";
 import { createApp } from "./protocol/app.ts";
 import { type Listener, openListener } from "./protocol/open-listener.ts";
+import { inheritedListenFd } from "./protocol/activation.ts";
 import { ListenError } from "./protocol/tcp-listener.ts";
+import { socketIsLive } from "./protocol/unix-listener.ts";
 import { resolveAccountId } from "./system/accounts.ts";
 import { UsageError } from "./config.ts";
 
@@ -29,8 +32,12 @@ export async function startService(config: ServeConfig, log: Logger): Promise<Ru
     throw new UsageError(`--group ${config.socketGroup} (or SOCKET_GROUP) does not exist on this host; create it (groupadd ${config.socketGroup}) or name another`);
   }
 
+  // A second plugin on the same socket would otherwise wait 5 s for the state database
+  // the first one holds before failing on it: name the real problem at once.
+  if (!config.listen && inheritedListenFd(process.env) === undefined && (await socketIsLive(config.socketPath))) {
+    throw new Error(`another process is already serving on ${config.socketPath}`);
+  }
   const backend = await createBackend(config, log);
-  await backend.init();
   const refs = MountRefs.open({
     stateDir: config.stateDir,
     onQuarantine: (from, to, cause) =>
@@ -38,13 +45,34 @@ export async function startService(config: ServeConfig, log: Logger): Promise<Ru
         error: String(cause),
       }),
   });
-  const claims = createClaims(config, backend, log);
+  // The socket opens before the backend has loaded its index (about 20 µs per volume):
+  // the engine's first call, Activate, needs nothing loaded, and every other call waits
+  // for the load, within the operation deadline. With a volume namespace shared by other
+  // hosts (global scope) the load comes first: mount claims need it, and a restarted
+  // host re-claims its mounts before it answers anything.
+  let loaded = false;
+  const loading = backend.init().then(() => {
+    loaded = true;
+  });
+  loading.catch(() => {});
+  const shared = (config.scope ?? backend.scope) === "global";
+  if (shared) {
+    try {
+      await loading;
+    } catch (error) {
+      refs.close();
+      await backend.close();
+      throw error;
+    }
+  }
+  const pending = () => (loaded ? undefined : withDeadline(loading, config.timeoutMs, "loading the volume index"));
+  const claims = shared ? createClaims(config, backend, log) : undefined;
   const driver = new Driver(backend, refs, { timeoutMs: config.timeoutMs, scope: config.scope, claims });
   const health = new HealthTracker(backendDependencies(backend), (name, now) => {
     if (now.ok) log.info(`${name} is ${now.state} again`, { dependency: name });
     else log.error(`${name} is ${now.state}: ${now.detail}`, { dependency: name });
   });
-  const app = createApp(driver, log.withTag("protocol"), health);
+  const app = createApp(driver, log.withTag("protocol"), health, pending);
   let listener: Listener;
   try {
     // Before the socket opens: a restarted host re-claims the mounts it recorded before
@@ -52,11 +80,22 @@ export async function startService(config: ServeConfig, log: Logger): Promise<Ru
     await driver.startClaims();
     listener = await openListener(config, app.fetch, gid);
   } catch (error) {
+    await loading.catch(() => {});
     health.stop();
     await driver.stopClaims();
     refs.close();
     await backend.close();
     if (error instanceof ListenError) throw new UsageError(error.message);
+    throw error;
+  }
+  try {
+    await loading;
+  } catch (error) {
+    health.stop();
+    await listener.stop();
+    await driver.stopClaims();
+    refs.close();
+    await backend.close();
     throw error;
   }
 
