@@ -23,6 +23,7 @@ export const DEFAULTS = {
   timeoutSeconds: 30,
   apiTimeoutSeconds: 10,
   createWaitSeconds: 20,
+  cacheTtlSeconds: 10,
   idleTimeoutSeconds: 60,
   leaseTimeoutSeconds: 60,
 } as const;
@@ -52,6 +53,8 @@ export interface QuobyteConfig {
   mountOptions: string[];
   createWaitMs: number;
   listAll: boolean;
+  /** A volume the API confirmed this recently is served from the cache (ms). */
+  cacheTtlMs: number;
 }
 
 export interface ServeConfig {
@@ -102,6 +105,7 @@ export interface ServeArgs {
   "api-timeout"?: string;
   "create-wait"?: string;
   "list-all"?: boolean;
+  "cache-ttl"?: string;
   listen?: string;
   "tls-cert"?: string;
   "tls-key"?: string;
@@ -194,6 +198,7 @@ function resolveQuobyte(args: ServeArgs, env: Env, apiUrl: string | undefined, t
     mountOptions: options.split(/\s+/).filter(Boolean),
     createWaitMs,
     listAll: args["list-all"] === true,
+    cacheTtlMs: seconds("--cache-ttl", args["cache-ttl"] ?? nonEmpty(env.QUOBYTE_CACHE_TTL), DEFAULTS.cacheTtlSeconds, 3600),
   };
 }
 

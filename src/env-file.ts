@@ -14,6 +14,7 @@ export const KNOWN_QUOBYTE_KEYS = [
   "QUOBYTE_REGISTRY",
   "QUOBYTE_TENANT_ID",
   "QUOBYTE_VOLUME_CONFIG_NAME",
+  "QUOBYTE_CACHE_TTL",
 ] as const;
 
 /** A line of an env file that systemd would skip (with a journal warning nobody reads). */

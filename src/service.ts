@@ -45,20 +45,29 @@ export async function startService(config: ServeConfig, log: Logger): Promise<Ru
         error: String(cause),
       }),
   });
-  const claims = createClaims(config, backend, log);
-  const driver = new Driver(backend, refs, { timeoutMs: config.timeoutMs, scope: config.scope, claims });
   // The socket opens before the backend has loaded its index (about 20 µs per volume):
   // the engine's first call, Activate, needs nothing loaded, and every other call waits
-  // for the load, within the operation deadline.
+  // for the load, within the operation deadline. With a volume namespace shared by other
+  // hosts (global scope) the load comes first: mount claims need it, and a restarted
+  // host re-claims its mounts before it answers anything.
   let loaded = false;
-  const loading = backend
-    .init()
-    .then(() => driver.startClaims())
-    .then(() => {
-      loaded = true;
-    });
+  const loading = backend.init().then(() => {
+    loaded = true;
+  });
   loading.catch(() => {});
+  const shared = (config.scope ?? backend.scope) === "global";
+  if (shared) {
+    try {
+      await loading;
+    } catch (error) {
+      refs.close();
+      await backend.close();
+      throw error;
+    }
+  }
   const pending = () => (loaded ? undefined : withDeadline(loading, config.timeoutMs, "loading the volume index"));
+  const claims = shared ? createClaims(config, backend, log) : undefined;
+  const driver = new Driver(backend, refs, { timeoutMs: config.timeoutMs, scope: config.scope, claims });
   const health = new HealthTracker(backendDependencies(backend), (name, now) => {
     if (now.ok) log.info(`${name} is ${now.state} again`, { dependency: name });
     else log.error(`${name} is ${now.state}: ${now.detail}`, { dependency: name });
@@ -66,9 +75,9 @@ export async function startService(config: ServeConfig, log: Logger): Promise<Ru
   const app = createApp(driver, log.withTag("protocol"), health, pending);
   let listener: Listener;
   try {
-    // With claims, other hosts judge this host by what it published: its recorded mounts
-    // are re-claimed and its leftover markers dropped before the socket opens at all.
-    if (claims) await loading;
+    // Before the socket opens: a restarted host re-claims the mounts it recorded before
+    // it answers anything, so its containers' volumes are never unclaimed while it runs.
+    await driver.startClaims();
     listener = await openListener(config, app.fetch, gid);
   } catch (error) {
     await loading.catch(() => {});

@@ -1,5 +1,4 @@
 import { readFile } from "node:fs/promises";
-import { join } from "node:path";
 import type { ServeConfig } from "../config.ts";
 import type { Backend } from "../core/types.ts";
 import type { Logger } from "../logging.ts";
@@ -11,6 +10,9 @@ import { QuobyteBackend } from "./quobyte/quobyte-backend.ts";
 
 /** Deadline of one filesystem probe of the storage mount. */
 export const FS_PROBE_TIMEOUT_MS = 5000;
+
+/** How long Get and List wait for the Quobyte API before the cache answers. */
+const API_WAIT_MS = 1000;
 
 /** The mount monitor a configuration asks for. */
 export function createMountMonitor(config: ServeConfig): MountMonitor {
@@ -35,7 +37,7 @@ export async function createBackend(config: ServeConfig, log: Logger): Promise<B
       return new QuobyteBackend({
         api: new QuobyteApi(rpc),
         mountPath: config.path,
-        metadataDir: join(config.stateDir, "quobyte-volumes"),
+        stateDir: config.stateDir,
         tenant: q.tenant,
         configurationName: q.configurationName,
         defaultUser: "root",
@@ -44,6 +46,9 @@ export async function createBackend(config: ServeConfig, log: Logger): Promise<B
         createWaitMs: q.createWaitMs,
         fsTimeoutMs: Math.min(FS_PROBE_TIMEOUT_MS, config.timeoutMs),
         listAll: q.listAll,
+        cacheTtlMs: q.cacheTtlMs,
+        apiWaitMs: Math.min(API_WAIT_MS, q.apiTimeoutMs),
+        claims: true,
         log: log.withTag("quobyte"),
       });
     }

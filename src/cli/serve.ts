@@ -20,6 +20,11 @@ const args = {
     valueHint: "SECONDS",
   },
   "list-all": { type: "boolean", description: "quobyte: List shows every volume of the tenant, not only this plugin's" },
+  "cache-ttl": {
+    type: "string",
+    description: "quobyte: a volume the API confirmed this recently is answered from the cache, in seconds (env QUOBYTE_CACHE_TTL, default 10)",
+    valueHint: "SECONDS",
+  },
   listen: {
     type: "string",
     description: "Serve on TCP instead of the Unix socket; plain HTTP only on loopback (pair with write-spec)",

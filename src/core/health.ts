@@ -13,6 +13,11 @@ export interface Dependency {
   probe(): Promise<ProbeResult>;
   /** Answers younger than this are reused: health polling must not become a probe storm. */
   maxAgeMs: number;
+  /**
+   * Without health requests, probe no more often than this (default: every tick of the
+   * background timer). The Quobyte API is shared by every host: idle hosts must not load it.
+   */
+  idleMs?: number;
 }
 
 export type OverallHealth = "ok" | "degraded" | "down";
@@ -81,7 +86,8 @@ export class HealthTracker {
   }
 
   private refreshAll(): void {
-    for (const slot of this.slots) void this.refresh(slot);
+    const now = Date.now();
+    for (const slot of this.slots) if (now - slot.finishedAt >= (slot.dep.idleMs ?? 0)) void this.refresh(slot);
   }
 
   private refresh(slot: Slot): Promise<void> {
@@ -115,6 +121,9 @@ function overall(dependencies: Record<string, DependencyHealth>): OverallHealth 
   return Object.values(dependencies).every((dep) => dep.ok) ? "ok" : "degraded";
 }
 
+/** Idle hosts probe the management API this often at most: half a call per minute (issue budget: 1). */
+const API_IDLE_PROBE_MS = 120_000;
+
 /** The dependencies of a backend: its storage mount, and its management API when it has one. */
 export function backendDependencies(backend: Backend): Dependency[] {
   const deps: Dependency[] = [
@@ -128,6 +137,6 @@ export function backendDependencies(backend: Backend): Dependency[] {
     },
   ];
   const checkApi = backend.checkApi?.bind(backend);
-  if (checkApi) deps.push({ name: "api", maxAgeMs: 5000, probe: checkApi });
+  if (checkApi) deps.push({ name: "api", maxAgeMs: 5000, idleMs: API_IDLE_PROBE_MS, probe: checkApi });
   return deps;
 }

@@ -21,14 +21,36 @@ export interface NewVolume {
   configurationName: string;
   /** Octal digits as the API expects them, written as a decimal number (0750 -> 750). */
   accessMode?: number;
+  /** Set on the volume as it is created (Quobyte 3.x), so it is never seen without them. */
+  labels?: VolumeLabelValue[];
 }
 
-export interface VolumeUsage {
+export interface VolumeLabelValue {
+  name: string;
+  value: string;
+}
+
+/** One volume as getVolumeList describes it. */
+export interface ApiVolume {
   uuid: string;
   name: string;
+  tenantId: string;
+  /** The API's creation time (ms since the epoch), when it reports one. */
+  createdMs?: number;
   quotaBytes?: number;
   usedBytes?: number;
   fileCount?: number;
+}
+
+interface ApiVolumeEntry {
+  volume_uuid: string;
+  name: string;
+  tenant_domain?: string;
+  quota_disk_space_bytes?: number;
+  used_logical_space_bytes?: number;
+  file_count?: number;
+  scheduled_for_deletion?: boolean;
+  creation_timestamp_ms?: number;
 }
 
 function isType(error: unknown, type: string): boolean {
@@ -77,6 +99,7 @@ export class QuobyteApi {
       configuration_name: volume.configurationName,
     };
     if (volume.accessMode !== undefined) params.access_mode = volume.accessMode;
+    if (volume.labels && volume.labels.length > 0) params.label = volume.labels.map(({ name, value }) => ({ name, value }));
     const { volume_uuid } = await this.rpc.call<{ volume_uuid?: string }>("createVolume", params);
     if (!volume_uuid) throw new QuobyteRpcError("http", "createVolume", "the answer carries no volume_uuid");
     return volume_uuid;
@@ -123,29 +146,46 @@ export class QuobyteApi {
     );
   }
 
-  /** Quota and usage of the tenant's volumes (all of them, or the given UUIDs). */
-  async volumeUsage(tenantId: string, uuids?: string[]): Promise<VolumeUsage[]> {
-    const params: Record<string, unknown> = { tenant_domain: tenantId };
+  /**
+   * The tenant's volumes (all of them, or the given UUIDs; without a tenant, those UUIDs in
+   * any tenant), without those scheduled for deletion: an erased volume is gone for Docker
+   * even while Quobyte still frees it.
+   */
+  async volumes(tenantId: string | undefined, uuids?: string[]): Promise<ApiVolume[]> {
+    const params: Record<string, unknown> = {};
+    if (tenantId !== undefined) params.tenant_domain = tenantId;
     if (uuids) params.volume_uuid = uuids;
-    const { volume = [] } = await this.rpc.call<{
-      volume?: {
-        volume_uuid: string;
-        name: string;
-        quota_disk_space_bytes?: number;
-        used_logical_space_bytes?: number;
-        file_count?: number;
-        scheduled_for_deletion?: boolean;
-      }[];
-    }>("getVolumeList", params, { idempotent: true });
+    const { volume = [] } = await this.rpc.call<{ volume?: ApiVolumeEntry[] }>("getVolumeList", params, { idempotent: true });
     return volume
       .filter((v) => !v.scheduled_for_deletion)
       .map((v) => ({
         uuid: v.volume_uuid,
         name: v.name,
+        tenantId: v.tenant_domain ?? tenantId ?? "",
+        createdMs: v.creation_timestamp_ms || undefined,
         quotaBytes: v.quota_disk_space_bytes,
         usedBytes: v.used_logical_space_bytes,
         fileCount: v.file_count,
       }));
+  }
+
+  /** Every volume label called `name` (all volumes, or one), as UUID and value. */
+  async volumeLabels(name: string, uuid?: string): Promise<{ uuid: string; value: string }[]> {
+    const params: Record<string, unknown> = { namespace: "SYSTEM", filter_entity_type: "VOLUME", label_name: name };
+    if (uuid !== undefined) params.filter_entity_id = uuid;
+    const { label = [] } = await this.rpc.call<{ label?: { entity_type?: string; entity_id?: string; name?: string; value?: string }[] }>(
+      "getLabels",
+      params,
+      { idempotent: true },
+    );
+    return label
+      .filter((l) => (l.entity_type ?? "VOLUME") === "VOLUME" && l.name === name && typeof l.entity_id === "string")
+      .map((l) => ({ uuid: l.entity_id as string, value: l.value ?? "" }));
+  }
+
+  /** Sets (adds or replaces) one label of a volume. */
+  async setVolumeLabel(uuid: string, label: VolumeLabelValue): Promise<void> {
+    await this.rpc.call("setLabels", { label: [volumeLabel(uuid, label)] }, { idempotent: true });
   }
 
   private async ignoreNotFound(call: Promise<unknown>): Promise<void> {
@@ -155,4 +195,8 @@ export class QuobyteApi {
       if (!isNotFound(error)) throw error;
     }
   }
+}
+
+function volumeLabel(uuid: string, label: VolumeLabelValue): Record<string, unknown> {
+  return { namespace: "SYSTEM", entity_type: "VOLUME", entity_id: uuid, name: label.name, value: label.value };
 }

@@ -12,7 +12,7 @@ const armed = process.env[CRASH_AT_ENV];
 export type CrashPoint =
   | "posix-remove:marked"
   | "posix-remove:trashed"
-  | "quobyte-remove:marked"
+  | "quobyte-remove:decided"
   | "quobyte-remove:deleted"
   | "claims-remove:marked"
   | "claims-mount:claimed";

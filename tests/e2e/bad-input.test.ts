@@ -37,7 +37,7 @@ function tree(root: string): string[] {
 const CASES: [string, number, string][] = [
   ["serve --path {dir}/v extra words", 2, 'unexpected argument "extra": this command takes only --flags (a value with spaces needs quotes) (see docker-quobyte-plugin serve --help)'],
   ["serve --env-file {dir}/no-equals.env", 2, '{dir}/no-equals.env line 2: "QUOBYTE_API_URL http://x" is not KEY=VALUE (is the "=" missing?) (see docker-quobyte-plugin serve --help)'],
-  ["serve --env-file {dir}/typo.env", 2, "env file {dir}/typo.env: unknown variable QUOBYTE_TENNANT_ID (did you mean QUOBYTE_TENANT_ID?); known: QUOBYTE_API_URL, QUOBYTE_API_USER, QUOBYTE_API_PASSWORD, QUOBYTE_MOUNT_PATH, QUOBYTE_MOUNT_OPTIONS, QUOBYTE_REGISTRY, QUOBYTE_TENANT_ID, QUOBYTE_VOLUME_CONFIG_NAME (see docker-quobyte-plugin serve --help)"],
+  ["serve --env-file {dir}/typo.env", 2, "env file {dir}/typo.env: unknown variable QUOBYTE_TENNANT_ID (did you mean QUOBYTE_TENANT_ID?); known: QUOBYTE_API_URL, QUOBYTE_API_USER, QUOBYTE_API_PASSWORD, QUOBYTE_MOUNT_PATH, QUOBYTE_MOUNT_OPTIONS, QUOBYTE_REGISTRY, QUOBYTE_TENANT_ID, QUOBYTE_VOLUME_CONFIG_NAME, QUOBYTE_CACHE_TTL (see docker-quobyte-plugin serve --help)"],
   ["serve --env-file {dir}/no-url.env --path {dir}/v", 2, "env file {dir}/no-url.env sets no QUOBYTE_API_URL, so the backend is unclear: add QUOBYTE_API_URL=http://HOST:7860 to it for quobyte, or pass --backend posix (see docker-quobyte-plugin serve --help)"],
   ["serve --env-file {dir}/open-quote.env", 2, "{dir}/open-quote.env line 2: the quote opened for QUOBYTE_API_PASSWORD is never closed (see docker-quobyte-plugin serve --help)"],
   ["serve --env-file {dir}/missing.env", 2, "--env-file {dir}/missing.env: the env file does not exist (see docker-quobyte-plugin serve --help)"],

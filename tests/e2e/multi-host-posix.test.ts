@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { CRASH_AT_ENV } from "../../src/system/crash-point.ts";
 import { type GlusterVolume, startGlusterVolume } from "../support/glusterfs.ts";
 import { type Host, type Hosts, startHosts } from "../support/multi-host.ts";
+import { err, listed, ok, removeUntilAllowed, secondsUntil } from "../support/multi-host-calls.ts";
 import { makeTempDir, removeTempDir } from "../support/tmp.ts";
 
 const LEASE_S = 6;
@@ -50,36 +51,6 @@ afterAll(async () => {
 }, 120_000);
 
 const ID = (n: number) => n.toString(16).padStart(64, "0");
-
-async function ok(host: Host, method: string, body: unknown): Promise<unknown> {
-  const reply = await host.call(method, body);
-  if (reply.status !== 200 || (reply.json as { Err?: string })?.Err) {
-    throw new Error(`${host.name} ${method} ${JSON.stringify(body)}: ${reply.status} ${reply.text}\n${host.plugin?.stderr().slice(-3000)}`);
-  }
-  return reply.json;
-}
-
-async function err(host: Host, method: string, body: unknown): Promise<string> {
-  const reply = await host.call(method, body);
-  const text = (reply.json as { Err?: string } | undefined)?.Err;
-  if (!text) throw new Error(`${host.name} ${method} ${JSON.stringify(body)} succeeded; expected an Err`);
-  return text;
-}
-
-async function listed(host: Host): Promise<string[]> {
-  const reply = (await ok(host, "VolumeDriver.List", {})) as { Volumes: { Name: string }[] };
-  return reply.Volumes.map((v) => v.Name);
-}
-
-/** Seconds until `check` holds, polling every 100 ms; throws after `limitS`. */
-async function secondsUntil(check: () => Promise<boolean>, limitS: number): Promise<number> {
-  const started = performance.now();
-  for (;;) {
-    if (await check()) return (performance.now() - started) / 1000;
-    if (performance.now() - started > limitS * 1000) throw new Error(`not within ${limitS} s`);
-    await Bun.sleep(100);
-  }
-}
 
 describe("posix --scope global on GlusterFS, two hosts", () => {
   test("each host has its own hostname, FUSE mount and claims identity", async () => {
@@ -199,28 +170,14 @@ describe("posix --scope global on GlusterFS, two hosts", () => {
     await ok(a, "VolumeDriver.Create", { Name: "orphan" });
     await ok(a, "VolumeDriver.Mount", { Name: "orphan", ID: ID(4) });
     await a.kill();
-    const killedAt = performance.now();
-    expect(await err(b, "VolumeDriver.Remove", { Name: "orphan" })).toContain("host-a");
-    const refusedAfter = (performance.now() - killedAt) / 1000;
-    let lastRefused = refusedAfter;
-    for (;;) {
-      const reply = await b.call("VolumeDriver.Remove", { Name: "orphan" });
-      const at = (performance.now() - killedAt) / 1000;
-      if (!(reply.json as { Err?: string }).Err) {
-        console.log(
-          `multi-host posix: --lease-timeout ${LEASE_S} s: Remove on B refused ${refusedAfter.toFixed(2)} s after host-a was SIGKILLed ` +
-            `(last refusal at ${lastRefused.toFixed(2)} s), allowed ${at.toFixed(2)} s after`,
-        );
-        // Never before the lease could have run out; at most a lease plus two heartbeat periods and the cache after.
-        expect(at).toBeGreaterThanOrEqual(LEASE_S - PERIOD_S);
-        expect(at).toBeLessThanOrEqual(LEASE_S + 2 * PERIOD_S + FS_CACHE_S + 1);
-        break;
-      }
-      expect((reply.json as { Err: string }).Err).toContain("host-a");
-      lastRefused = at;
-      if (at > 3 * LEASE_S) throw new Error(`still refused ${at} s after the kill`);
-      await Bun.sleep(250);
-    }
+    const times = await removeUntilAllowed(b, "orphan", "host-a", performance.now(), 3 * LEASE_S);
+    console.log(
+      `multi-host posix: --lease-timeout ${LEASE_S} s: Remove on B refused ${times.firstRefused.toFixed(2)} s after host-a was SIGKILLed ` +
+        `(last refusal at ${times.lastRefused.toFixed(2)} s), allowed ${times.allowed.toFixed(2)} s after`,
+    );
+    // Never before the lease could have run out; at most a lease plus two heartbeat periods and the cache after.
+    expect(times.allowed).toBeGreaterThanOrEqual(LEASE_S - PERIOD_S);
+    expect(times.allowed).toBeLessThanOrEqual(LEASE_S + 2 * PERIOD_S + FS_CACHE_S + 1);
     // A comes back: it re-claims the mount it recorded, of a volume that is gone now; the
     // engine's Unmount still succeeds and drops the claim.
     await a.start();

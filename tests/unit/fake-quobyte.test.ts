@@ -493,6 +493,46 @@ describe("methods", () => {
     for (const r of replies.filter((x) => x.json?.["error"] !== undefined))
       expect((r.json?.["error"] as { message: string }).message).toStartWith("ENTITY_EXISTS_ALREADY/POSIX_ERROR_NONE: Volume name race");
   });
+
+  test("labels: createVolume's labels are read back with getLabels, filtered by name and entity", async () => {
+    const a = await ok(fake, "createVolume", { name: "a", tenant_id: tenant, label: [{ name: "app", value: "x" }, { name: "k", value: "1" }] });
+    const b = await ok(fake, "createVolume", { name: "b", tenant_id: tenant, label: [{ name: "app", value: "y" }] });
+    const byName = await ok(fake, "getLabels", { namespace: "SYSTEM", filter_entity_type: "VOLUME", label_name: "app" });
+    expect(byName["label"]).toEqual([
+      { namespace: "SYSTEM", entity_type: "VOLUME", entity_id: a["volume_uuid"], name: "app", value: "x" },
+      { namespace: "SYSTEM", entity_type: "VOLUME", entity_id: b["volume_uuid"], name: "app", value: "y" },
+    ]);
+    const one = await ok(fake, "getLabels", { filter_entity_id: a["volume_uuid"] });
+    expect((one["label"] as { name: string }[]).map((l) => l.name)).toEqual(["app", "k"]);
+    expect((await ok(fake, "getLabels", { filter_entity_type: "TENANT" }))["label"]).toEqual([]);
+  });
+
+  test("labels: setLabels adds or replaces by name, deleteLabels removes, both need an existing volume", async () => {
+    const { volume_uuid: uuid } = await ok(fake, "createVolume", { name: "v", tenant_id: tenant });
+    expect(await ok(fake, "setLabels", { label: [{ entity_type: "VOLUME", entity_id: uuid, name: "app", value: "1" }] })).toEqual({});
+    await ok(fake, "setLabels", { label: [{ entity_type: "VOLUME", entity_id: uuid, name: "app", value: "2" }] });
+    expect(fake.volumes()[0]?.labels).toEqual([{ name: "app", value: "2" }]);
+    await ok(fake, "deleteLabels", { label: [{ entity_type: "VOLUME", entity_id: uuid, name: "app" }] });
+    expect(fake.volumes()[0]?.labels).toBeUndefined();
+    const missing = await err(fake, "setLabels", { label: [{ entity_type: "VOLUME", entity_id: crypto.randomUUID(), name: "app", value: "1" }] });
+    expect(missing.message).toStartWith("ENTITY_NOT_FOUND");
+  });
+
+  test("labels: labels die with their volume", async () => {
+    const { volume_uuid: uuid } = await ok(fake, "createVolume", { name: "v", tenant_id: tenant, label: [{ name: "app", value: "1" }] });
+    await ok(fake, "deleteVolume", { volume_uuid: uuid });
+    expect((await ok(fake, "getLabels", { label_name: "app" }))["label"]).toEqual([]);
+  });
+
+  test("methodCounts counts requests per method until resetCounts", async () => {
+    fake.resetCounts();
+    await ok(fake, "getLabels", {});
+    await ok(fake, "getLabels", {});
+    await ok(fake, "whoAmI", {});
+    expect(fake.methodCounts()).toEqual({ getLabels: 2, whoAmI: 1 });
+    fake.resetCounts();
+    expect(fake.methodCounts()).toEqual({});
+  });
 });
 
 describe("modes", () => {
@@ -850,3 +890,4 @@ describe("tls", () => {
     await expect(call(fake, "getInformation", {}, { tls: { ca: cert } })).rejects.toThrow();
   });
 });
+

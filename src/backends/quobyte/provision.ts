@@ -21,11 +21,12 @@ export interface Provision extends NewVolume {
 }
 
 /**
- * Makes the API volume and its quota; returns its UUID. Idempotent: a volume of that
- * name in the tenant (another host's, or an interrupted Create's) is adopted. A volume
- * is never left without the quota asked for, but only our own is deleted to undo.
+ * Makes the API volume and its quota; returns its UUID and whether this call made it.
+ * Idempotent: a volume of that name in the tenant (another host's, or an interrupted
+ * Create's) is adopted. A volume is never left without the quota asked for, but only our
+ * own is deleted to undo.
  */
-export async function provisionVolume(request: Provision): Promise<string> {
+export async function provisionVolume(request: Provision): Promise<{ uuid: string; created: boolean }> {
   const { api, log, name } = request;
   let uuid: string;
   let createdHere = true;
@@ -52,7 +53,7 @@ export async function provisionVolume(request: Provision): Promise<string> {
       throw apiError(error, name);
     }
   }
-  return uuid;
+  return { uuid, created: createdHere };
 }
 
 /** A new volume shows up in the client's mount with a delay: poll `path` with backoff. */

@@ -82,6 +82,8 @@ class FakeQuobyteServer implements FakeQuobyte {
   private readonly sessions = new Map<string, Principal>();
   private readonly hung = new Set<(r: Response) => void>();
   private readonly cookiesOn: boolean;
+  /** Requests by URL path, then by method. */
+  private counts: Record<string, Record<string, number>> = {};
   private server!: Server<undefined>;
   private stopped = false;
 
@@ -138,6 +140,22 @@ class FakeQuobyteServer implements FakeQuobyte {
     return this.faults.reduce((n, f) => n + f.remaining, 0);
   }
 
+  methodCounts(): Record<string, number> {
+    const total: Record<string, number> = {};
+    for (const byMethod of Object.values(this.counts)) {
+      for (const [method, n] of Object.entries(byMethod)) total[method] = (total[method] ?? 0) + n;
+    }
+    return total;
+  }
+
+  pathCounts(): Record<string, Record<string, number>> {
+    return Object.fromEntries(Object.entries(this.counts).map(([path, byMethod]) => [path, { ...byMethod }]));
+  }
+
+  resetCounts(): void {
+    this.counts = {};
+  }
+
   invalidateCookies(): void {
     this.sessions.clear();
   }
@@ -168,6 +186,7 @@ class FakeQuobyteServer implements FakeQuobyte {
   reset(): void {
     this.state.reset();
     this.log.length = 0;
+    this.counts = {};
     this.faults.length = 0;
     this.sessions.clear();
   }
@@ -220,7 +239,7 @@ class FakeQuobyteServer implements FakeQuobyte {
     };
     entry.rawBody = await req.text();
     entry.time = Date.now();
-    this.log.push(entry);
+    if (this.opts.logRequests ?? true) this.log.push(entry);
     if (req.method !== "POST") return finish(html(405, "Method Not Allowed", { Allow: "POST" }));
 
     // Authentication: valid cookie, else Basic, else 401.
@@ -294,6 +313,10 @@ class FakeQuobyteServer implements FakeQuobyte {
       else if (p !== undefined && p !== null) envelopeError = invalidRequest();
       entry.params = params;
       entry.retry = params["retry"];
+    }
+    if (method !== undefined) {
+      const byMethod = (this.counts[entry.path] ??= {});
+      byMethod[method] = (byMethod[method] ?? 0) + 1;
     }
 
     const fault = this.takeFault(method);

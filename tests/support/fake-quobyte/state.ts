@@ -21,6 +21,7 @@ import {
   type ErrorType,
   type Params,
 } from "./errors.ts";
+import { deleteLabels, getLabels, type LabelHost, setLabels } from "./labels.ts";
 import { MountTree } from "./mount-tree.ts";
 import type { FakeLabel, FakeQuobyteOptions, FakeQuota, FakeRole, FakeTenant, FakeUser, FakeVolume } from "./types.ts";
 
@@ -105,7 +106,7 @@ export class FakeState {
   snapshot(v: StoredVolume): FakeVolume {
     const quotaBytes = this.volumeQuota(v.uuid);
     const copy: FakeVolume = { ...v, labels: v.labels?.map((l) => ({ ...l })) };
-    if (copy.labels === undefined) delete copy.labels;
+    if (copy.labels === undefined || copy.labels.length === 0) delete copy.labels;
     if (quotaBytes !== undefined) copy.quotaBytes = quotaBytes;
     return copy;
   }
@@ -156,10 +157,29 @@ export class FakeState {
       case "deleteTenant": return this.deleteTenant(params, who);
       case "getVolumeList": return this.getVolumeList(params, who);
       case "getClientList": return this.list({}, "client", []);
+      case "getLabels": return this.list({}, "label", getLabels(params, this.labelHost(who), this.volumes.keys()));
+      case "setLabels": setLabels(params, this.labelHost(who)); return {};
+      case "deleteLabels": deleteLabels(params, this.labelHost(who)); return {};
       case "whoAmI": return this.whoAmI(who);
       case "getInformation": return {};
       default: throw new RpcError(-32601, "");
     }
+  }
+
+  /** The label methods' view of the state for one caller. */
+  private labelHost(who: Principal): LabelHost {
+    return {
+      volumeLabels: (uuid) => {
+        const v = this.volumes.get(uuid) ?? this.volumes.get(uuid.toLowerCase());
+        if (v === undefined) return undefined;
+        v.labels ??= [];
+        return { tenantId: v.tenantId, labels: v.labels };
+      },
+      canReadTenant: (tenantId) => this.canRead(who, tenantId),
+      requireWriteTenant: (tenantId) => this.requireWrite(who, this.tenants.find((t) => t.id === tenantId) ?? { id: tenantId, name: tenantId }),
+      notFound: (text) => this.fail("ENTITY_NOT_FOUND", text),
+      invalidArgument: (text) => this.fail("INVALID_ARGUMENT", text),
+    };
   }
 
   private fail(type: ErrorType, text: string): RpcError {

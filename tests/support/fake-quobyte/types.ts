@@ -93,6 +93,8 @@ export interface FakeQuobyteOptions {
   eraseDelayMs?: number;
   /** Default false: empty lists in results are []; true: omitted (protobuf style). */
   omitEmptyLists?: boolean;
+  /** Default true: keep every request in `log`; false keeps only the per-method counts (long benchmarks). */
+  logRequests?: boolean;
   /** PEM contents: serve https. */
   tls?: { cert: string; key: string };
   /** Default 0 (any free port); a fixed one lets a test bring "the same API" back up. */
@@ -146,6 +148,11 @@ export interface FakeQuobyte {
   readonly port: number;
   /** Live array, cleared (not replaced) by reset(). */
   readonly log: FakeRequestLog[];
+  /** Authenticated JSON-RPC requests per method since the start or the last resetCounts(). */
+  methodCounts(): Record<string, number>;
+  /** The same per URL path (the API accepts any path, so each client may use its own). */
+  pathCounts(): Record<string, Record<string, number>>;
+  resetCounts(): void;
   /** Copy of the current tenants. */
   readonly tenants: FakeTenant[];
   volumes(): FakeVolume[];

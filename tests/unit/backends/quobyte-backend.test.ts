@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { readdir, readFile, stat } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { QuobyteBackend } from "../../../src/backends/quobyte/quobyte-backend.ts";
 import { Driver } from "../../../src/core/driver.ts";
@@ -37,7 +38,11 @@ const tenantId = () => h.fake.tenants[0]?.id ?? "";
 describe("create", () => {
   test("sends createVolume with the tenant's UUID, owner, configuration and mode", async () => {
     await driver.create("data", { user: "alice", group: "staff", mode: "0750", configuration_name: "BASE" });
-    const params = calls("createVolume")[0]?.params;
+    const { label, ...params } = calls("createVolume")[0]?.params ?? {};
+    // The volume's Docker options travel with it, so that every host can serve it.
+    expect(label).toEqual([{ name: "docker-quobyte-plugin", value: expect.any(String) }]);
+    const value = JSON.parse((label as { value: string }[])[0]?.value ?? "");
+    expect(value).toMatchObject({ version: 1, home: tenantId(), onRemove: "delete", options: { user: "alice", mode: "0750" } });
     expect(params).toEqual({
       name: "data",
       tenant_id: tenantId(),
@@ -110,7 +115,10 @@ describe("create", () => {
     const started = Date.now();
     await expectPluginError(driver.create("never", {}), "BACKEND_FAILED");
     expect(Date.now() - started).toBeLessThan(3000);
-    await expectPluginError(driver.get("never"), "VOLUME_NOT_FOUND");
+    // The API volume exists (the next Create adopts it), but nothing hands out its path.
+    expect(h.fake.volumes().map((v) => v.name)).toEqual(["never"]);
+    await expectPluginError(driver.mount("never", "1".repeat(64)), "BACKEND_FAILED");
+    expect(driver.mounts().size).toBe(0);
   });
 });
 
@@ -156,11 +164,12 @@ describe("remove", () => {
     await expectPluginError(driver.get("gone"), "VOLUME_NOT_FOUND");
   });
 
-  test("a volume whose name now belongs to another Quobyte volume is not deleted", async () => {
+  test("a volume whose name now belongs to a volume made by something else is refused, not deleted", async () => {
     await driver.create("reused", {});
     h.fake.reset();
     const stranger = h.fake.addVolume({ name: "reused", tenantId: tenantId() });
-    await driver.remove("reused");
+    const error = await expectPluginError(driver.remove("reused"), "NOT_MANAGED");
+    expect(error.message).toContain("not created by this plugin");
     expect(h.fake.volumes().map((v) => v.uuid)).toEqual([stranger.uuid]);
     expect(calls("deleteVolume")).toHaveLength(0);
   });
@@ -212,10 +221,14 @@ describe("while the API is down", () => {
 });
 
 describe("status and listing", () => {
-  test("Get's Status carries quota and usage", async () => {
+  test("Get's Status carries quota and usage, as fresh as the cache TTL", async () => {
+    refs.close();
+    await backend.close();
+    await start({ cacheTtlMs: 300 });
     await driver.create("v", { size: "1G" });
     const uuid = h.fake.volumes()[0]?.uuid ?? "";
     h.fake.updateVolume(uuid, { usedBytes: 12345 });
+    await Bun.sleep(350);
     const status = (await driver.get("v")).status;
     expect(status).toMatchObject({ quotaBytes: 2 ** 30, usedBytes: 12345, mount: "live" });
   });
@@ -240,13 +253,58 @@ describe("secrets", () => {
     await driver.remove("v");
     await driver.create("w", {});
     const status = JSON.stringify(await driver.get("w"));
-    const stateFiles = await readdir(join(h.stateDir, "quobyte-volumes"));
-    const state = await Promise.all(stateFiles.map((f) => readFile(join(h.stateDir, "quobyte-volumes", f), "utf8")));
+    const stateFiles = await readdir(h.stateDir);
+    const state = await Promise.all(stateFiles.map((f) => readFile(join(h.stateDir, f), "utf8").catch(() => "")));
     const basic = Buffer.from(`${DEFAULT_USER.name}:${DEFAULT_USER.password}`).toString("base64");
     for (const text of [h.logs.join("\n"), status, state.join("\n")]) {
       expect(text).not.toContain(DEFAULT_USER.password);
       expect(text).not.toContain(basic);
     }
-    expect((await stat(join(h.stateDir, "quobyte-volumes", "w"))).mode & 0o777).toBe(0o600);
+    expect(state.join("\n")).toContain('"name":"w"');
+    expect((await stat(join(h.stateDir, "quobyte-catalog.json"))).mode & 0o777).toBe(0o600);
+  });
+});
+
+describe("records of older versions", () => {
+  test("move onto the API at start: labels for live volumes, interrupted Removes finished, records deleted", async () => {
+    refs.close();
+    await backend.close();
+    const live = h.fake.addVolume({ name: "old", tenantId: tenantId() });
+    const half = h.fake.addVolume({ name: "half", tenantId: tenantId() });
+    const dir = join(h.stateDir, "quobyte-volumes");
+    await mkdir(dir, { recursive: true });
+    const record = (uuid: string, extra: object = {}) =>
+      JSON.stringify({ version: 1, uuid, tenantId: tenantId(), createdAt: "2025-01-01T00:00:00.000Z", options: { size: "1G" }, onRemove: "delete", ...extra });
+    await writeFile(join(dir, "old"), record(live.uuid, { fixedUser: "alice" }));
+    await writeFile(join(dir, "half"), record(half.uuid, { state: "removing" }));
+    await start();
+    expect(h.fake.volumes().map((v) => v.name)).toEqual(["old"]);
+    expect((await driver.list()).map((v) => v.name)).toEqual(["old"]);
+    const got = await driver.get("old");
+    expect(got.status).toMatchObject({ managed: true, options: { size: "1G" } });
+    expect(got.mountpoint).toBe(join(h.mount, "alice@old"));
+    expect(existsSync(dir)).toBe(false);
+  });
+});
+
+describe("the cache file across restarts", () => {
+  test("after a clean stop it answers at once without the API; after a crash the first request asks", async () => {
+    await driver.create("v", {});
+    refs.close();
+    await backend.close();
+    h.fake.resetCounts();
+    await start();
+    expect((await driver.list()).map((v) => v.name)).toEqual(["v"]);
+    expect((await driver.get("v")).name).toBe("v");
+    expect(h.fake.methodCounts()).toEqual({});
+
+    // A crash: no clean stop. Meanwhile the volume went away (a Remove cut off after deleteVolume).
+    const crashed = backend;
+    refs.close();
+    h.fake.reset();
+    await start();
+    await expectPluginError(driver.get("v"), "VOLUME_NOT_FOUND");
+    expect((await driver.list()).map((v) => v.name)).toEqual([]);
+    await crashed.close();
   });
 });

@@ -17,6 +17,8 @@ export interface QuobyteHarness {
   logs: string[];
   /** A new, uninitialised backend over the same fake and state (a plugin restart). */
   newBackend(overrides?: Partial<QuobyteBackendOptions>): QuobyteBackend;
+  /** The API client as the plugin builds it, for another URL (a relay in front of the fake). */
+  apiAt(url: string): QuobyteApi;
   cleanup(): Promise<void>;
 }
 
@@ -29,18 +31,20 @@ export async function makeQuobyteHarness(fakeOptions: FakeQuobyteOptions = {}): 
   const logs: string[] = [];
   const sink: LogSink = { write: (line) => logs.push(line) };
   const log = createLogger({ level: "debug", format: "json", sink });
+  const apiAt = (url: string) =>
+    new QuobyteApi(new RpcClient({ url, user: DEFAULT_USER.name, password: DEFAULT_USER.password, timeoutMs: 2000 }));
   return {
     dir,
     mount,
     stateDir: join(dir, "state"),
     fake,
     logs,
+    apiAt,
     newBackend(overrides = {}) {
-      const rpc = new RpcClient({ url: fake.url, user: DEFAULT_USER.name, password: DEFAULT_USER.password, timeoutMs: 2000 });
       return new QuobyteBackend({
-        api: new QuobyteApi(rpc),
+        api: apiAt(fake.url),
         mountPath: mount,
-        metadataDir: join(dir, "state", "quobyte-volumes"),
+        stateDir: join(dir, "state"),
         tenant: "My Tenant",
         configurationName: "BASE",
         defaultUser: "root",
@@ -49,6 +53,9 @@ export async function makeQuobyteHarness(fakeOptions: FakeQuobyteOptions = {}): 
         createWaitMs: 3000,
         fsTimeoutMs: 2000,
         listAll: false,
+        cacheTtlMs: 10_000,
+        apiWaitMs: 1000,
+        claims: false,
         log,
         ...overrides,
       });

@@ -41,6 +41,19 @@ describe("HealthTracker", () => {
     expect(api.calls).toBe(1);
   });
 
+  test("without requests, a dependency with idleMs is probed by the timer no more often than that", async () => {
+    const mount = scripted("mount");
+    const api = scripted("api", 5000);
+    const tracker = new HealthTracker([mount, { name: "api", maxAgeMs: 5000, idleMs: 250, probe: () => api.probe() }]);
+    tracker.start(40);
+    await Bun.sleep(600);
+    tracker.stop();
+    // The mount on every tick (about 15), the API at start and then every 250 ms at most.
+    expect(mount.calls).toBeGreaterThan(8);
+    expect(api.calls).toBeGreaterThanOrEqual(2);
+    expect(api.calls).toBeLessThanOrEqual(3);
+  });
+
   test("a failure is reported once, its repair once; the last error and its time stay", async () => {
     const mount = scripted("mount");
     const api = scripted("api");
