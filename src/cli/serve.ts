@@ -1,6 +1,7 @@
 import { defineCommand } from "citty";
 import { createLogger } from "../logging.ts";
 import { startService } from "../service.ts";
+import { DEFAULT_ENGINE_SOCKET, engineSocketFromFlag, startEngineNudge } from "../system/engine-nudge.ts";
 import { assertKnownArgs, backendArgs, commonArgs, configFromArgs, nameArg } from "./args.ts";
 import { waitForShutdownSignal } from "./signals.ts";
 
@@ -24,6 +25,11 @@ const args = {
   "tls-cert": { type: "string", description: "With --listen: serve HTTPS with this certificate", valueHint: "FILE" },
   "tls-key": { type: "string", description: "With --listen: key of --tls-cert", valueHint: "FILE" },
   "tls-ca": { type: "string", description: "With --listen: clients must present a certificate signed by this CA", valueHint: "FILE" },
+  "engine-socket": {
+    type: "string",
+    description: `Docker engine API socket, asked for this driver's volumes at start and after each engine restart so Swarm sees the plugin (default ${DEFAULT_ENGINE_SOCKET}; none: off)`,
+    valueHint: "PATH|none",
+  },
   ...commonArgs,
 } as const;
 
@@ -33,6 +39,7 @@ export default defineCommand({
   async run({ args: parsed, rawArgs }) {
     assertKnownArgs(rawArgs, args, parsed);
     const config = configFromArgs(parsed);
+    const engineSocket = engineSocketFromFlag(parsed["engine-socket"]);
     const log = createLogger({ level: config.logLevel, format: config.logFormat });
     const service = await startService(config, log);
     log.info(`serving driver ${JSON.stringify(config.driverName)} on ${service.address}`, {
@@ -42,9 +49,12 @@ export default defineCommand({
       ...(config.quobyte ? { api: config.quobyte.apiUrl, tenant: config.quobyte.tenant, apiUser: config.quobyte.user } : {}),
       scope: service.driver.scope,
       stateDir: config.stateDir,
+      engineSocket: engineSocket ?? "none",
     });
+    const nudge = engineSocket === undefined ? undefined : startEngineNudge({ socketPath: engineSocket, driverName: config.driverName, log: log.withTag("engine") });
     const signal = await waitForShutdownSignal();
     log.info(`received ${signal}; stopping`);
+    await nudge?.stop();
     await service.stop();
     log.info(config.listen ? "stopped" : "stopped; socket removed");
   },

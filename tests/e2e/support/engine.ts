@@ -298,9 +298,22 @@ export async function createWorkDir(): Promise<string> {
 
 const PRIVATE_PLUGIN_DIRS = ["/run/docker/plugins", "/etc/docker/plugins"] as const;
 
-export async function startNamespace(workDir: string): Promise<Namespace> {
+export interface NamespaceOptions {
+  /** Also a private UTS namespace with this hostname (a "host" of its own). */
+  hostname?: string;
+  /**
+   * Join this network namespace (/run/netns/NAME). Entered with `nsenter --net` inside the
+   * unshare, never `ip netns exec`: that remounts /sys, hides the cgroup v1 mounts, and
+   * dockerd then fails with "Devices cgroup isn't mounted".
+   */
+  netns?: string;
+}
+
+export async function startNamespace(workDir: string, opts: NamespaceOptions = {}): Promise<Namespace> {
   const hostNs = readMountNs("self");
-  const holder = Bun.spawn([UNSHARE, "--mount", "--propagation", "private", "--", "sleep", "infinity"], {
+  const unshare = [UNSHARE, "--mount", ...(opts.hostname === undefined ? [] : ["--uts"]), "--propagation", "private", "--"];
+  const joinNet = opts.netns === undefined ? [] : [NSENTER, `--net=${opts.netns}`, "--"];
+  const holder = Bun.spawn([...unshare, ...joinNet, "sleep", "infinity"], {
     stdin: "ignore",
     stdout: "ignore",
     stderr: "pipe",
@@ -341,11 +354,12 @@ export async function startNamespace(workDir: string): Promise<Namespace> {
 
   // setns() into a mount namespace resets cwd to its root, so the working
   // directory has to be passed to nsenter rather than to spawn().
+  const nsFlags = ["-m", ...(opts.hostname === undefined ? [] : ["-u"]), ...(opts.netns === undefined ? [] : ["-n"])];
   const nsArgv = (argv: string[], cwd: string = workDir): string[] => [
     NSENTER,
     "-t",
     String(pid),
-    "-m",
+    ...nsFlags,
     `--wd=${cwd}`,
     "--",
     ...argv,
@@ -357,6 +371,7 @@ export async function startNamespace(workDir: string): Promise<Namespace> {
   };
 
   try {
+    if (opts.hostname !== undefined) await runChecked(nsArgv(["hostname", opts.hostname]));
     await runChecked(nsArgv(["mkdir", "-p", ...PRIVATE_PLUGIN_DIRS]));
     for (const dir of PRIVATE_PLUGIN_DIRS) {
       await runChecked(nsArgv(["mount", "-t", "tmpfs", "-o", "mode=0755", "tmpfs", dir]));
@@ -649,9 +664,9 @@ export async function buildBusyboxImage(engine: Engine): Promise<string> {
 }
 
 /** What most e2e suites need: a private namespace, a dockerd in it, the busybox image. */
-export async function startEngineWithImage(workDir: string): Promise<{ ns: Namespace; engine: Engine }> {
+export async function startEngineWithImage(workDir: string, nsOpts: NamespaceOptions = {}): Promise<{ ns: Namespace; engine: Engine }> {
   await ensureEnginePackages();
-  const ns = await startNamespace(workDir);
+  const ns = await startNamespace(workDir, nsOpts);
   const engine = await startEngine(ns, workDir);
   await buildBusyboxImage(engine);
   return { ns, engine };
