@@ -5,7 +5,9 @@
 // suitable node (missing plugin ...)". Every engine start forgets the lookup again.
 //
 // So: hold an events stream to the engine open (it ends when the engine stops), and each
-// time it opens, ask the engine for our driver's volumes. The stream is filtered to daemon
+// time it opens, ask the engine for our driver's volumes (as `docker volume ls --filter
+// driver=<name>`; dockerd 20.10 looks up every socket-discovered plugin for it, which is
+// harmless and helps plugins beside us too). The stream is filtered to daemon
 // events, which are rare, so an idle engine costs nothing but one open connection. While
 // the engine is absent, its socket is tried again every few seconds.
 
@@ -77,6 +79,7 @@ export function startEngineNudge(options: EngineNudgeOptions): EngineNudge {
   };
 
   const nudge = async (): Promise<void> => {
+    // The filter keeps the answer small; the lookup it causes is what matters.
     const filters = encodeURIComponent(JSON.stringify({ driver: [driverName] }));
     const signal = AbortSignal.any([stopper.signal, AbortSignal.timeout(requestTimeoutMs)]);
     const response = await fetch(`http://docker/volumes?filters=${filters}`, { unix: socketPath, signal });

@@ -101,6 +101,9 @@ beforeAll(async () => {
     await manager.startEngine();
     await worker.startEngine();
     await worker.startPlugin(DRIVER, posixArgs(worker));
+    // The engine looks up every plugin it finds when it lists volumes, so the control
+    // starts only after the worker's nudge has happened.
+    await eventually("the worker's nudge", async () => (nudgesLogged(worker) === 1 ? true : undefined), 30_000, async () => worker.pluginLogs());
     await mkdir(`${worker.workDir}/quiet-volumes`);
     await worker.startPlugin(SILENT_DRIVER, ["--backend", "posix", "--path", `${worker.workDir}/quiet-volumes`], { nudge: false });
 
@@ -201,15 +204,14 @@ describe("Docker Swarm, two nodes, posix --scope global on shared storage", () =
 
   test("after an engine restart the plugin tells the engine again", async () => {
     // Last, once no volume is left to restore: the restarted engine then looks the plugin up
-    // only because the plugin asks it to, as the never-nudged control shows.
+    // only because the plugin asks it to (the first test's control shows an engine that was
+    // never asked does not know a plugin).
     const before = nudgesLogged(worker);
     await timed("plugin known again after an engine restart", async () => {
       await worker.engine?.restart();
       await eventually("a nudge after the restart", async () => (nudgesLogged(worker) > before ? true : undefined), 30_000, async () => worker.pluginLogs());
     });
     expect(worker.plugins.get(DRIVER)?.stderr()).toContain("stopped; will tell it about the driver again");
-    const known = await engineVolumeDrivers(worker);
-    expect(known).toContain(DRIVER);
-    expect(known).not.toContain(SILENT_DRIVER);
+    expect(await engineVolumeDrivers(worker)).toContain(DRIVER);
   }, 120_000);
 });
