@@ -1,46 +1,87 @@
 // A two-node Docker Swarm on shared storage: two dockerd 20.10 in two network namespaces
 // joined by a veth pair, each node in its own mount and UTS namespace with its own plugin
-// instance, found by its own engine through its own /run/docker/plugins. Nobody runs
-// `docker volume ls` before the service: the plugins tell their engines about themselves
+// instances, found by its own engine through its own /run/docker/plugins. Nobody runs
+// `docker volume ls` before a service: the plugins tell their engines about themselves
 // (src/system/engine-nudge.ts), or the scheduler would leave the task Pending.
+// The same scenarios run for posix --scope global (driver "quobyte", as in the issue) and
+// for the quobyte backend against the fake API with one mount tree (driver "qb").
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { DEFAULT_USER, startFakeQuobyte } from "../support/fake-quobyte.ts";
 import { type SwarmNode as Node, eventually, SwarmNode } from "./support/swarm-node.ts";
 import { createVethPair, type VethPair } from "./support/veth-pair.ts";
 
-const DRIVER = "quobyte";
 /** Started with the nudge turned off: the control that shows the engine would not know it. */
 const SILENT_DRIVER = "quiet";
-const SERVICE = "dbsvc";
-const VOLUME = "db";
 // The first task writes the note; any later one copies it to read-back. Exits at once on SIGTERM.
 const TASK_SCRIPT = 'if [ -f /data/note ]; then cat /data/note > /data/read-back; else echo written-by-the-first-task > /data/note; fi; trap "exit 0" TERM; sleep 3600 & wait';
+const NOTE = "written-by-the-first-task\n";
 
-interface SharedStorage {
-  /** Where `node` sees the shared volume root. */
-  pathFor(node: Node): string;
+/** One backend under test: a driver name on every node, its volume and service names. */
+interface Backend {
+  readonly driver: string;
+  readonly volume: string;
+  readonly service: string;
+  /** Where `node`'s plugin keeps the volumes, as the test process sees it. */
+  storagePath(node: Node): string;
+  pluginArgs(node: Node): string[];
+  /** Stops what the backend started and removes its files. */
   destroy(): Promise<void>;
 }
 
 /** A directory both nodes see at the same path (the stand-in until a shared file system is wired in). */
-async function sharedDirectory(): Promise<SharedStorage> {
+async function posixBackend(): Promise<Backend> {
   const root = await mkdtemp("/tmp/dqp-swarm-shared-");
-  return { pathFor: () => root, destroy: () => rm(root, { recursive: true, force: true }) };
+  return {
+    driver: "quobyte",
+    volume: "db",
+    service: "dbsvc",
+    storagePath: () => root,
+    pluginArgs: () => ["--backend", "posix", "--scope", "global", "--path", root],
+    destroy: () => rm(root, { recursive: true, force: true }),
+  };
+}
+
+/** The fake API on loopback and one directory tree standing in for every host's Quobyte mount. */
+async function quobyteBackend(): Promise<Backend> {
+  const dir = await mkdtemp("/tmp/dqp-swarm-quobyte-");
+  const mountTree = `${dir}/mnt`;
+  await mkdir(mountTree);
+  const fake = await startFakeQuobyte({ mountTree, mountDelayMs: 200 });
+  // The operator's env file; the password lives only here.
+  const envFile = `${dir}/docker-quobyte.env`;
+  writeFileSync(
+    envFile,
+    [
+      `QUOBYTE_API_URL=${fake.url}`,
+      `QUOBYTE_API_USER=${DEFAULT_USER.name}`,
+      `QUOBYTE_API_PASSWORD=${DEFAULT_USER.password}`,
+      "QUOBYTE_TENANT_ID=My Tenant",
+      `QUOBYTE_MOUNT_PATH=${mountTree}`,
+    ].join("\n"),
+    { mode: 0o600 },
+  );
+  return {
+    driver: "qb",
+    volume: "qdb",
+    service: "qdbsvc",
+    storagePath: () => mountTree,
+    pluginArgs: () => ["--env-file", envFile, "--mount-check", "none"],
+    async destroy() {
+      await fake.stop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
 }
 
 let pair: VethPair | undefined;
-let storage: SharedStorage | undefined;
+const backends: Backend[] = [];
 let manager: Node;
 let worker: Node;
 const timings: Record<string, number> = {};
 const suiteStarted = performance.now();
-
-function posixArgs(node: Node): string[] {
-  if (!storage) throw new Error("no shared storage");
-  return ["--backend", "posix", "--scope", "global", "--path", storage.pathFor(node)];
-}
 
 async function timed<T>(label: string, step: () => Promise<T>): Promise<T> {
   const started = performance.now();
@@ -62,48 +103,61 @@ async function engineVolumeDrivers(node: Node): Promise<string[]> {
   return JSON.parse(await node.docker("info", "--format", "{{json .Plugins.Volume}}")) as string[];
 }
 
-/** The node running the service's task, once it reports Running. */
-async function runningTaskNode(): Promise<string | undefined> {
-  const tasks = await manager.docker("service", "ps", SERVICE, "--filter", "desired-state=running", "--format", "{{.Node}}|{{.CurrentState}}");
+/** The node running `service`'s task, once it reports Running. */
+async function runningTaskNode(service: string): Promise<string | undefined> {
+  const tasks = await manager.docker("service", "ps", service, "--filter", "desired-state=running", "--format", "{{.Node}}|{{.CurrentState}}");
   const running = tasks.split("\n").filter((line) => line.split("|")[1]?.startsWith("Running"));
   return running.length === 1 ? running[0]?.split("|")[0] : undefined;
 }
 
-async function describeService(): Promise<string> {
-  const ps = await manager.dockerResult(["service", "ps", "--no-trunc", SERVICE]);
-  return `${ps.stdout}${ps.stderr}\n${manager.pluginLogs()}\n${worker.pluginLogs()}`;
+async function taskRunsOn(service: string, node: Node): Promise<true | undefined> {
+  return (await runningTaskNode(service)) === node.hostname ? true : undefined;
 }
 
-/** `docker volume ls` on `node` as "name driver scope" lines for VOLUME. */
-async function listedVolume(node: Node): Promise<string[]> {
+function describeService(service: string): () => Promise<string> {
+  return async () => {
+    const ps = await manager.dockerResult(["service", "ps", "--no-trunc", service]);
+    return `${ps.stdout}${ps.stderr}\n${manager.pluginLogs()}\n${worker.pluginLogs()}`;
+  };
+}
+
+/** `docker volume ls` on `node` as "name driver scope" lines for `volume`. */
+async function listedVolume(node: Node, volume: string): Promise<string[]> {
   const lines = await node.docker("volume", "ls", "--format", "{{.Name}} {{.Driver}} {{.Scope}}");
-  return lines.split("\n").filter((line) => line.startsWith(`${VOLUME} `));
+  return lines.split("\n").filter((line) => line.startsWith(`${volume} `));
 }
 
-/** IDs of the service's containers on `node`, running or not. */
-async function serviceContainers(node: Node): Promise<string> {
-  return node.docker("ps", "-aq", "--filter", `label=com.docker.swarm.service.name=${SERVICE}`);
+/** IDs of `service`'s containers on `node`, running or not. */
+async function serviceContainers(node: Node, service: string): Promise<string> {
+  return node.docker("ps", "-aq", "--filter", `label=com.docker.swarm.service.name=${service}`);
 }
 
-function nudgesLogged(node: Node): number {
-  return node.plugins.get(DRIVER)?.stderr().split("\n").filter((line) => line.includes("now knows driver")).length ?? 0;
+function nudgesLogged(node: Node, driver: string): number {
+  return node.plugins.get(driver)?.stderr().split("\n").filter((line) => line.includes("now knows driver")).length ?? 0;
+}
+
+async function startPlugins(node: Node): Promise<void> {
+  for (const backend of backends) await node.startPlugin(backend.driver, backend.pluginArgs(node));
 }
 
 beforeAll(async () => {
   await timed("setup", async () => {
     pair = await createVethPair();
-    storage = await sharedDirectory();
+    backends.push(await posixBackend(), await quobyteBackend());
+
     manager = await SwarmNode.create("dqp-swarm-a", pair.a);
     worker = await SwarmNode.create("dqp-swarm-b", pair.b);
-    // The manager's plugin starts before its engine (as when the plugin's unit comes up
+    // The manager's plugins start before its engine (as when the plugin's unit comes up
     // first), the worker's after: the nudge has to cover both orders.
-    await manager.startPlugin(DRIVER, posixArgs(manager));
+    await startPlugins(manager);
     await manager.startEngine();
     await worker.startEngine();
-    await worker.startPlugin(DRIVER, posixArgs(worker));
+    await startPlugins(worker);
     // The engine looks up every plugin it finds when it lists volumes, so the control
-    // starts only after the worker's nudge has happened.
-    await eventually("the worker's nudge", async () => (nudgesLogged(worker) === 1 ? true : undefined), 30_000, async () => worker.pluginLogs());
+    // starts only after the worker's nudges have happened.
+    for (const backend of backends) {
+      await eventually(`the worker's nudge for ${backend.driver}`, async () => (nudgesLogged(worker, backend.driver) === 1 ? true : undefined), 30_000, async () => worker.pluginLogs());
+    }
     await mkdir(`${worker.workDir}/quiet-volumes`);
     await worker.startPlugin(SILENT_DRIVER, ["--backend", "posix", "--path", `${worker.workDir}/quiet-volumes`], { nudge: false });
 
@@ -116,102 +170,120 @@ beforeAll(async () => {
 }, 240_000);
 
 afterAll(async () => {
-  await manager?.dockerResult(["service", "rm", SERVICE]).catch(() => {});
+  for (const backend of backends) await manager?.dockerResult(["service", "rm", backend.service]).catch(() => {});
   for (const node of [worker, manager]) await node?.destroy();
   await pair?.destroy();
-  await storage?.destroy();
+  for (const backend of backends) await backend.destroy();
   timings.total = Math.round(performance.now() - suiteStarted) / 1000;
   console.log(`[swarm e2e] seconds: ${JSON.stringify(timings)}`);
 }, 180_000);
 
-describe("Docker Swarm, two nodes, posix --scope global on shared storage", () => {
-  test("both engines report the plugin to the swarm without anyone listing volumes", async () => {
-    await timed("plugin reported to the swarm", async () => {
-      for (const node of [manager, worker]) {
-        await eventually(`${node.hostname} to report volume plugin ${DRIVER} to the swarm`, async () =>
-          (await swarmVolumePlugins(node)).includes(DRIVER) ? true : undefined,
-          60_000, async () => node.pluginLogs());
-      }
-    });
-    expect(nudgesLogged(manager)).toBe(1);
-    expect(nudgesLogged(worker)).toBe(1);
-    // The control: the same plugin without the nudge stays unknown to its engine.
-    expect(await engineVolumeDrivers(worker)).toContain(DRIVER);
-    expect(await engineVolumeDrivers(worker)).not.toContain(SILENT_DRIVER);
-  }, 90_000);
-
-  test("a task writes on one node; drained, it restarts on the other and reads the data", async () => {
-    // Start on the worker: nothing was ever listed there, and it is not the manager.
-    await manager.docker("node", "update", "--availability", "drain", manager.hostname);
-    await timed("task running on the first node", async () => {
-      await manager.docker(
-        "service", "create", "--detach", "--name", SERVICE,
-        "--mount", `type=volume,source=${VOLUME},target=/data,volume-driver=${DRIVER}`,
-        "--network", "host", "--no-resolve-image",
-        worker.engine?.image ?? "", "sh", "-c", TASK_SCRIPT,
-      );
-      expect(await eventually("the task to run", runningTaskNode, 90_000, describeService)).toBe(worker.hostname);
-    });
-    const note = `${storage?.pathFor(worker)}/${VOLUME}/note`;
-    await eventually("the first task's note", async () => (existsSync(note) ? true : undefined), 30_000, describeService);
-    expect(readFileSync(note, "utf8")).toBe("written-by-the-first-task\n");
-
-    await manager.docker("node", "update", "--availability", "active", manager.hostname);
-    await timed("task moved by a drain", async () => {
-      await manager.docker("node", "update", "--availability", "drain", worker.hostname);
-      expect(await eventually("the task to move", async () => ((await runningTaskNode()) === manager.hostname ? manager.hostname : undefined), 90_000, describeService)).toBe(manager.hostname);
-    });
-    const readBack = `${storage?.pathFor(manager)}/${VOLUME}/read-back`;
-    await eventually("the second task to read the note", async () => (existsSync(readBack) ? true : undefined), 30_000, describeService);
-    expect(readFileSync(readBack, "utf8")).toBe("written-by-the-first-task\n");
-  }, 240_000);
-
-  test("docker volume ls on both nodes shows the volume once, with scope global", async () => {
+test("both engines report the plugins to the swarm without anyone listing volumes", async () => {
+  await timed("plugins reported to the swarm", async () => {
     for (const node of [manager, worker]) {
-      // Another host's create reaches a node's listing within the posix index refresh (2 s).
-      const listed = await eventually(`${VOLUME} in ${node.hostname}'s volume ls`, async () => {
-        const lines = await listedVolume(node);
-        return lines.length > 0 ? lines : undefined;
-      }, 15_000);
-      expect(listed).toEqual([`${VOLUME} ${DRIVER} global`]);
+      await eventually(`${node.hostname} to report its volume plugins to the swarm`, async () => {
+        const reported = await swarmVolumePlugins(node);
+        return backends.every((backend) => reported.includes(backend.driver)) ? true : undefined;
+      }, 60_000, async () => node.pluginLogs());
     }
-  }, 60_000);
+  });
+  for (const node of [manager, worker]) for (const backend of backends) expect(nudgesLogged(node, backend.driver)).toBe(1);
+  // The control: the same plugin without the nudge stays unknown to its engine.
+  const known = await engineVolumeDrivers(worker);
+  for (const backend of backends) expect(known).toContain(backend.driver);
+  expect(known).not.toContain(SILENT_DRIVER);
+}, 90_000);
 
-  test("docker volume rm on the node without the task is refused while the task runs", async () => {
-    await eventually(`the drained task's container to go on ${worker.hostname}`, async () => ((await serviceContainers(worker)) === "" ? true : undefined), 60_000);
-    const refused = await worker.dockerResult(["volume", "rm", VOLUME]);
-    expect(refused.code).not.toBe(0);
-    // The Err names the host that holds the volume.
-    expect(refused.stderr).toContain(manager.hostname);
-    expect(readFileSync(`${storage?.pathFor(worker)}/${VOLUME}/note`, "utf8")).toBe("written-by-the-first-task\n");
-    expect(await runningTaskNode()).toBe(manager.hostname);
-    expect(await listedVolume(manager)).toEqual([`${VOLUME} ${DRIVER} global`]);
-  }, 120_000);
+for (const index of [0, 1]) {
+  // describe() runs before beforeAll: reach the backend through its index.
+  const backend = (): Backend => {
+    const found = backends[index];
+    if (!found) throw new Error("backends not set up");
+    return found;
+  };
+  describe(index === 0 ? "posix --scope global on shared storage" : "quobyte against the fake API, one mount tree", () => {
+    test("a task writes on one node; drained, it restarts on the other and reads the data", async () => {
+      const { driver, volume, service, storagePath } = backend();
+      // Start on the worker (not the manager, nothing ever listed there), then drain it.
+      await manager.docker("node", "update", "--availability", "active", worker.hostname);
+      await manager.docker("node", "update", "--availability", "drain", manager.hostname);
+      await timed(`${driver}: task running on the first node`, async () => {
+        await manager.docker(
+          "service", "create", "--detach", "--name", service,
+          "--mount", `type=volume,source=${volume},target=/data,volume-driver=${driver}`,
+          "--network", "host", "--no-resolve-image",
+          worker.engine?.image ?? "", "sh", "-c", TASK_SCRIPT,
+        );
+        await eventually(`the task to run on ${worker.hostname}`, () => taskRunsOn(service, worker), 90_000, describeService(service));
+      });
+      const note = `${storagePath(worker)}/${volume}/note`;
+      await eventually("the first task's note", async () => (existsSync(note) ? true : undefined), 30_000, describeService(service));
+      expect(readFileSync(note, "utf8")).toBe(NOTE);
 
-  test("after docker service rm, docker volume rm on one node removes the volume from both", async () => {
-    await manager.docker("service", "rm", SERVICE);
-    for (const node of [manager, worker]) {
-      await eventually(`the service's containers to go on ${node.hostname}`, async () => ((await serviceContainers(node)) === "" ? true : undefined), 60_000);
-    }
-    await worker.docker("volume", "rm", VOLUME);
-    await timed("volume gone from both listings", async () => {
+      await manager.docker("node", "update", "--availability", "active", manager.hostname);
+      await timed(`${driver}: task moved by a drain`, async () => {
+        await manager.docker("node", "update", "--availability", "drain", worker.hostname);
+        await eventually(`the task to move to ${manager.hostname}`, () => taskRunsOn(service, manager), 90_000, describeService(service));
+      });
+      const readBack = `${storagePath(manager)}/${volume}/read-back`;
+      await eventually("the second task to read the note", async () => (existsSync(readBack) ? true : undefined), 30_000, describeService(service));
+      expect(readFileSync(readBack, "utf8")).toBe(NOTE);
+    }, 240_000);
+
+    test("docker volume ls on both nodes shows the volume once, with scope global", async () => {
+      const { driver, volume } = backend();
       for (const node of [manager, worker]) {
-        await eventually(`${VOLUME} to leave ${node.hostname}'s volume ls`, async () => ((await listedVolume(node)).length === 0 ? true : undefined), 15_000);
+        // Another host's create reaches a node's listing within the backend's refresh.
+        const listed = await eventually(`${volume} in ${node.hostname}'s volume ls`, async () => {
+          const lines = await listedVolume(node, volume);
+          return lines.length > 0 ? lines : undefined;
+        }, 20_000);
+        expect(listed).toEqual([`${volume} ${driver} global`]);
       }
-    });
-    for (const node of [manager, worker]) expect(existsSync(`${storage?.pathFor(node)}/${VOLUME}`)).toBe(false);
-  }, 120_000);
+    }, 60_000);
 
-  test("after an engine restart the plugin tells the engine again", async () => {
-    // Last, once no volume is left to restore: the restarted engine then looks the plugin up
-    // only because the plugin asks it to (the first test's control shows an engine that was
-    // never asked does not know a plugin).
-    const before = nudgesLogged(worker);
-    await timed("plugin known again after an engine restart", async () => {
-      await worker.engine?.restart();
-      await eventually("a nudge after the restart", async () => (nudgesLogged(worker) > before ? true : undefined), 30_000, async () => worker.pluginLogs());
-    });
-    expect(worker.plugins.get(DRIVER)?.stderr()).toContain("stopped; will tell it about the driver again");
-    expect(await engineVolumeDrivers(worker)).toContain(DRIVER);
-  }, 120_000);
-});
+    test("docker volume rm on the node without the task is refused while the task runs", async () => {
+      const { driver, volume, service, storagePath } = backend();
+      await eventually(`the drained task's container to go on ${worker.hostname}`, async () => ((await serviceContainers(worker, service)) === "" ? true : undefined), 60_000);
+      const refused = await worker.dockerResult(["volume", "rm", volume]);
+      expect(refused.code).not.toBe(0);
+      // The Err names the host that holds the volume.
+      expect(refused.stderr).toContain(manager.hostname);
+      expect(readFileSync(`${storagePath(worker)}/${volume}/note`, "utf8")).toBe(NOTE);
+      expect(await runningTaskNode(service)).toBe(manager.hostname);
+      expect(await listedVolume(manager, volume)).toEqual([`${volume} ${driver} global`]);
+    }, 120_000);
+
+    test("after docker service rm, docker volume rm on one node removes the volume from both", async () => {
+      const { driver, volume, service, storagePath } = backend();
+      await manager.docker("service", "rm", service);
+      for (const node of [manager, worker]) {
+        await eventually(`the service's containers to go on ${node.hostname}`, async () => ((await serviceContainers(node, service)) === "" ? true : undefined), 60_000);
+      }
+      await worker.docker("volume", "rm", volume);
+      await timed(`${driver}: volume gone from both listings`, async () => {
+        for (const node of [manager, worker]) {
+          await eventually(`${volume} to leave ${node.hostname}'s volume ls`, async () => ((await listedVolume(node, volume)).length === 0 ? true : undefined), 20_000);
+        }
+      });
+      for (const node of [manager, worker]) expect(existsSync(`${storagePath(node)}/${volume}`)).toBe(false);
+    }, 120_000);
+  });
+}
+
+test("after an engine restart the plugins tell the engine again", async () => {
+  // Last, once no volume is left to restore: the restarted engine then looks the plugins up
+  // only because they ask it to (the first test's control shows an engine that was never
+  // asked does not know a plugin).
+  const before = backends.map((backend) => nudgesLogged(worker, backend.driver));
+  await timed("plugins known again after an engine restart", async () => {
+    await worker.engine?.restart();
+    await eventually("a nudge after the restart from every plugin", async () =>
+      backends.every((backend, i) => nudgesLogged(worker, backend.driver) > (before[i] ?? 0)) ? true : undefined,
+      30_000, async () => worker.pluginLogs());
+  });
+  for (const backend of backends) {
+    expect(worker.plugins.get(backend.driver)?.stderr()).toContain("stopped; will tell it about the driver again");
+    expect(await engineVolumeDrivers(worker)).toContain(backend.driver);
+  }
+}, 120_000);

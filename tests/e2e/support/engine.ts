@@ -60,6 +60,11 @@ export interface NsSpawnOptions<Out extends Spawn.Readable, Err extends Spawn.Re
   stderr?: Err;
   /** Working directory inside the namespace; default workDir. */
   cwd?: string;
+  /**
+   * Stay in the host's network namespace even when the namespace has its own (a plugin
+   * that reaches a storage API on the host's loopback; its engine talks to it by socket).
+   */
+  hostNetwork?: boolean;
 }
 
 export interface Namespace {
@@ -354,12 +359,16 @@ export async function startNamespace(workDir: string, opts: NamespaceOptions = {
 
   // setns() into a mount namespace resets cwd to its root, so the working
   // directory has to be passed to nsenter rather than to spawn().
-  const nsFlags = ["-m", ...(opts.hostname === undefined ? [] : ["-u"]), ...(opts.netns === undefined ? [] : ["-n"])];
-  const nsArgv = (argv: string[], cwd: string = workDir): string[] => [
+  const nsFlags = (hostNetwork = false): string[] => [
+    "-m",
+    ...(opts.hostname === undefined ? [] : ["-u"]),
+    ...(opts.netns === undefined || hostNetwork ? [] : ["-n"]),
+  ];
+  const nsArgv = (argv: string[], cwd: string = workDir, hostNetwork = false): string[] => [
     NSENTER,
     "-t",
     String(pid),
-    ...nsFlags,
+    ...nsFlags(hostNetwork),
     `--wd=${cwd}`,
     "--",
     ...argv,
@@ -389,7 +398,7 @@ export async function startNamespace(workDir: string, opts: NamespaceOptions = {
       argv: string[],
       opts?: NsSpawnOptions<Out, Err>,
     ): Subprocess<"ignore", Out, Err> {
-      return Bun.spawn(nsArgv(argv, opts?.cwd), {
+      return Bun.spawn(nsArgv(argv, opts?.cwd, opts?.hostNetwork), {
         stdin: "ignore",
         stdout: opts?.stdout ?? ("inherit" as Out),
         stderr: opts?.stderr ?? ("inherit" as Err),
