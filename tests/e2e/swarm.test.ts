@@ -7,9 +7,10 @@
 // for the quobyte backend against the fake API with one mount tree (driver "qb").
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
-import { DEFAULT_USER, startFakeQuobyte } from "../support/fake-quobyte.ts";
+import { startFakeQuobyte } from "../support/fake-quobyte.ts";
+import { writeQuobyteEnvFile } from "../support/quobyte-env-file.ts";
 import { type SwarmNode as Node, eventually, SwarmNode } from "./support/swarm-node.ts";
 import { createVethPair, type VethPair } from "./support/veth-pair.ts";
 
@@ -50,19 +51,8 @@ async function quobyteBackend(): Promise<Backend> {
   const mountTree = `${dir}/mnt`;
   await mkdir(mountTree);
   const fake = await startFakeQuobyte({ mountTree, mountDelayMs: 200 });
-  // The operator's env file; the password lives only here.
   const envFile = `${dir}/docker-quobyte.env`;
-  writeFileSync(
-    envFile,
-    [
-      `QUOBYTE_API_URL=${fake.url}`,
-      `QUOBYTE_API_USER=${DEFAULT_USER.name}`,
-      `QUOBYTE_API_PASSWORD=${DEFAULT_USER.password}`,
-      "QUOBYTE_TENANT_ID=My Tenant",
-      `QUOBYTE_MOUNT_PATH=${mountTree}`,
-    ].join("\n"),
-    { mode: 0o600 },
-  );
+  writeQuobyteEnvFile(envFile, { apiUrl: fake.url, mountPath: mountTree });
   return {
     driver: "qb",
     volume: "qdb",

@@ -78,8 +78,13 @@ export class SwarmNode {
     return [...this.plugins].map(([driver, plugin]) => `--- ${this.hostname} plugin ${driver}:\n${plugin.stderr().slice(-tail)}`).join("\n");
   }
 
-  async destroy(): Promise<void> {
+  async stopPlugins(): Promise<void> {
     for (const plugin of this.plugins.values()) await stopPlugin(plugin);
+  }
+
+  /** Stops plugins, engine and namespaces; storage mounted into the node must be released first. */
+  async destroy(): Promise<void> {
+    await this.stopPlugins();
     await this.engine?.destroy();
     await this.ns.stop();
     await rm(this.workDir, { recursive: true, force: true });
