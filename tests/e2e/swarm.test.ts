@@ -16,6 +16,7 @@ import { createVethPair, type VethPair } from "./support/veth-pair.ts";
 
 /** Started with the nudge turned off: the control that shows the engine would not know it. */
 const SILENT_DRIVER = "quiet";
+const SILENT_SERVICE = "quietsvc";
 // The first task writes the note; any later one copies it to read-back. Exits at once on SIGTERM.
 const TASK_SCRIPT = 'if [ -f /data/note ]; then cat /data/note > /data/read-back; else echo written-by-the-first-task > /data/note; fi; trap "exit 0" TERM; sleep 3600 & wait';
 const NOTE = "written-by-the-first-task\n";
@@ -143,13 +144,15 @@ beforeAll(async () => {
     await manager.startEngine();
     await worker.startEngine();
     await startPlugins(worker);
-    // The engine looks up every plugin it finds when it lists volumes, so the control
-    // starts only after the worker's nudges have happened.
-    for (const backend of backends) {
-      await eventually(`the worker's nudge for ${backend.driver}`, async () => (nudgesLogged(worker, backend.driver) === 1 ? true : undefined), 30_000, async () => worker.pluginLogs());
+    // The control: a plugin on both nodes that never nudges. The engine looks up every
+    // plugin it finds when it lists volumes, so it starts only after the nudges happened.
+    for (const node of [manager, worker]) {
+      for (const backend of backends) {
+        await eventually(`${node.hostname}'s nudge for ${backend.driver}`, async () => (nudgesLogged(node, backend.driver) === 1 ? true : undefined), 30_000, async () => node.pluginLogs());
+      }
+      await mkdir(`${node.workDir}/quiet-volumes`);
+      await node.startPlugin(SILENT_DRIVER, ["--backend", "posix", "--path", `${node.workDir}/quiet-volumes`], { nudge: false });
     }
-    await mkdir(`${worker.workDir}/quiet-volumes`);
-    await worker.startPlugin(SILENT_DRIVER, ["--backend", "posix", "--path", `${worker.workDir}/quiet-volumes`], { nudge: false });
 
     // No task history: a node's engine refuses `volume rm` itself while a stopped task's
     // container still references the volume, and the request would never reach the plugin.
@@ -160,7 +163,9 @@ beforeAll(async () => {
 }, 240_000);
 
 afterAll(async () => {
-  for (const backend of backends) await manager?.dockerResult(["service", "rm", backend.service]).catch(() => {});
+  for (const service of [SILENT_SERVICE, ...backends.map((backend) => backend.service)]) {
+    await manager?.dockerResult(["service", "rm", service]).catch(() => {});
+  }
   for (const node of [worker, manager]) await node?.destroy();
   await pair?.destroy();
   for (const backend of backends) await backend.destroy();
@@ -177,11 +182,25 @@ test("both engines report the plugins to the swarm without anyone listing volume
       }, 60_000, async () => node.pluginLogs());
     }
   });
-  for (const node of [manager, worker]) for (const backend of backends) expect(nudgesLogged(node, backend.driver)).toBe(1);
-  // The control: the same plugin without the nudge stays unknown to its engine.
-  const known = await engineVolumeDrivers(worker);
-  for (const backend of backends) expect(known).toContain(backend.driver);
-  expect(known).not.toContain(SILENT_DRIVER);
+  for (const node of [manager, worker]) {
+    for (const backend of backends) expect(nudgesLogged(node, backend.driver)).toBe(1);
+    // The control: the same plugin without the nudge stays unknown to its engine...
+    const known = await engineVolumeDrivers(node);
+    for (const backend of backends) expect(known).toContain(backend.driver);
+    expect(known).not.toContain(SILENT_DRIVER);
+  }
+  // ...and a task that needs it is never placed: the issue's symptom.
+  await manager.docker(
+    "service", "create", "--detach", "--name", SILENT_SERVICE,
+    "--mount", `type=volume,source=quietvol,target=/data,volume-driver=${SILENT_DRIVER}`,
+    "--network", "host", "--no-resolve-image", manager.engine?.image ?? "", "sleep", "600",
+  );
+  const state = await eventually("the control task's scheduling verdict", async () => {
+    const tasks = await manager.docker("service", "ps", "--no-trunc", "--format", "{{.CurrentState}}|{{.Error}}", SILENT_SERVICE);
+    return tasks.includes("missing plugin") ? tasks : undefined;
+  }, 30_000, describeService(SILENT_SERVICE));
+  expect(state).toMatch(/^Pending.*no suitable node \(missing plugin on 2 nodes\)/);
+  await manager.docker("service", "rm", SILENT_SERVICE);
 }, 90_000);
 
 for (const index of [0, 1]) {
