@@ -1,5 +1,6 @@
 import { resolve } from "node:path";
 import type { Scope } from "./core/types.ts";
+import { checkListenFlags, ListenError } from "./protocol/tcp-listener.ts";
 import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevelName } from "./logging.ts";
 import { MOUNT_CHECK_MODES, type MountCheckMode } from "./system/mount-health.ts";
 
@@ -100,13 +101,33 @@ export interface ServeArgs {
 
 type Env = Record<string, string | undefined>;
 
+export interface ResolveOptions {
+  /** false for mount-all, which only mounts and never calls the API. */
+  api: boolean;
+  /** The env file that was read, if any: it decides whether the backend may be guessed. */
+  envFile?: string;
+}
+
+/**
+ * An API URL means quobyte. Without one, posix is only assumed when no env file was read:
+ * an env file is there for quobyte, and one whose URL line is broken must not quietly put
+ * every volume on the host's local disk.
+ */
+function guessBackend(apiUrl: string | undefined, envFile: string | undefined): BackendKind {
+  if (apiUrl) return "quobyte";
+  if (envFile !== undefined) {
+    throw new UsageError(`env file ${envFile} sets no QUOBYTE_API_URL, so the backend is unclear: add QUOBYTE_API_URL=http://HOST:7860 to it for quobyte, or pass --backend posix`);
+  }
+  return "posix";
+}
+
 /**
  * Flags win over the environment (which includes the env file), which wins over
  * defaults. Pure: reading the env and password files happens before, in the CLI.
  */
-export function resolveServeConfig(args: ServeArgs, env: Env, use: { api: boolean } = { api: true }): ServeConfig {
+export function resolveServeConfig(args: ServeArgs, env: Env, use: ResolveOptions = { api: true }): ServeConfig {
   const apiUrl = nonEmpty(args.api) ?? nonEmpty(env.QUOBYTE_API_URL);
-  const backend = oneOf("--backend", args.backend ?? (apiUrl ? "quobyte" : "posix"), BACKENDS);
+  const backend = oneOf("--backend", args.backend ?? guessBackend(apiUrl, use.envFile), BACKENDS);
   const driverName = args.name ?? DEFAULTS.name;
   if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(driverName)) {
     throw new UsageError(`--name ${JSON.stringify(driverName)} must be letters, digits, "_", "." or "-" (at most 64)`);
@@ -172,6 +193,12 @@ function resolveListen(args: ServeArgs): ServeConfig["listen"] {
     return undefined;
   }
   if (args.socket !== undefined) throw new UsageError("give --listen or --socket, not both");
+  try {
+    checkListenFlags(args.listen, tlsFiles);
+  } catch (error) {
+    if (error instanceof ListenError) throw new UsageError(error.message);
+    throw error;
+  }
   const files = Object.fromEntries(Object.entries(tlsFiles).filter(([, file]) => file !== undefined).map(([key, file]) => [key, absolute(`--${key}`, file ?? "")]));
   return { address: args.listen, ...files };
 }

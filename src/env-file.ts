@@ -1,25 +1,145 @@
 import { existsSync, readFileSync } from "node:fs";
 import { DEFAULTS, UsageError } from "./config.ts";
+import { closestName } from "./closest-name.ts";
 
 export type Env = Record<string, string | undefined>;
 
+/** Every QUOBYTE_* variable the plugin reads; any other is a typo that would be ignored. */
+export const KNOWN_QUOBYTE_KEYS = [
+  "QUOBYTE_API_URL",
+  "QUOBYTE_API_USER",
+  "QUOBYTE_API_PASSWORD",
+  "QUOBYTE_MOUNT_PATH",
+  "QUOBYTE_MOUNT_OPTIONS",
+  "QUOBYTE_REGISTRY",
+  "QUOBYTE_TENANT_ID",
+  "QUOBYTE_VOLUME_CONFIG_NAME",
+] as const;
+
+/** A line of an env file that systemd would skip (with a journal warning nobody reads). */
+export class EnvFileError extends UsageError {}
+
+type State = "preKey" | "key" | "preValue" | "value" | "valueEscape" | "single" | "double" | "doubleEscape" | "comment" | "commentEscape";
+
 /**
- * Parses a systemd-style environment file (the original Go plugin's
- * /etc/quobyte/docker-quobyte.env): KEY=VALUE lines, `#` comments, optional `export `,
- * optional single or double quotes around the value.
+ * Parses an environment file the way systemd's EnvironmentFile= does (env-file.c): `#` and
+ * `;` comments, `KEY=VALUE` with blanks around `=` ignored, single quotes literal, double
+ * quotes with `\"` `\\` `` \` `` `\$` escapes, a backslash at the end of a line continuing
+ * it. Where systemd would log and skip a line (no `=`, an invalid name), this throws with
+ * the file and line: a skipped QUOBYTE_API_URL silently turns the plugin into local disk.
  */
-export function parseEnvFile(text: string): Env {
+export function parseEnvFile(text: string, fileName = "env file"): Env {
   const env: Env = {};
-  for (const raw of text.split("\n")) {
-    const line = raw.trim();
-    if (!line || line.startsWith("#")) continue;
-    const match = /^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$/.exec(line);
-    if (!match?.[1]) continue;
-    let value = match[2] ?? "";
-    if (value.length >= 2 && (value[0] === '"' || value[0] === "'") && value.at(-1) === value[0]) value = value.slice(1, -1);
-    env[match[1]] = value;
+  let state: State = "preKey";
+  let key = "";
+  let value = "";
+  let line = 1;
+  let keyLine = 1;
+  // Unquoted trailing blanks are dropped, as systemd does; quoted ones are kept.
+  let valueKeep = 0;
+  const fail = (at: number, why: string): never => {
+    throw new EnvFileError(`${fileName} line ${at}: ${why}`);
+  };
+  const finish = (): void => {
+    const name = key.trimEnd();
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) {
+      fail(keyLine, /^export\s/.test(name) ? `"export" is shell syntax; write ${name.replace(/^export\s+/, "")}=VALUE` : `${JSON.stringify(name)} is not a variable name`);
+    }
+    env[name] = value.slice(0, Math.max(valueKeep, value.trimEnd().length));
+    key = "";
+    value = "";
+    valueKeep = 0;
+  };
+  for (const char of text.replace(/\r\n/g, "\n")) {
+    const newline = char === "\n";
+    switch (state) {
+      case "preKey":
+        if (char === "#" || char === ";") state = "comment";
+        else if (!/\s/.test(char)) {
+          state = "key";
+          key = char;
+          keyLine = line;
+        }
+        break;
+      case "key":
+        if (newline) fail(keyLine, `${JSON.stringify(key.trim())} is not KEY=VALUE (is the "=" missing?)`);
+        else if (char === "=") state = "preValue";
+        else key += char;
+        break;
+      case "preValue":
+        if (newline) {
+          finish();
+          state = "preKey";
+        } else if (char === "'") state = "single";
+        else if (char === '"') state = "double";
+        else if (char === "\\") state = "valueEscape";
+        else if (!/\s/.test(char)) {
+          value += char;
+          state = "value";
+        }
+        break;
+      case "value":
+        if (newline) {
+          finish();
+          state = "preKey";
+        } else if (char === "\\") state = "valueEscape";
+        else value += char;
+        break;
+      case "valueEscape":
+        // A backslash before the newline joins the next line.
+        if (!newline) value += char;
+        valueKeep = value.length;
+        state = "value";
+        break;
+      case "single":
+        if (char === "'") {
+          valueKeep = value.length;
+          state = "preValue";
+        } else value += char;
+        break;
+      case "double":
+        if (char === '"') {
+          valueKeep = value.length;
+          state = "preValue";
+        } else if (char === "\\") state = "doubleEscape";
+        else value += char;
+        break;
+      case "doubleEscape":
+        if ('"\\`$'.includes(char)) value += char;
+        else if (!newline) value += `\\${char}`;
+        state = "double";
+        break;
+      case "comment":
+        if (char === "\\") state = "commentEscape";
+        else if (newline) state = "preKey";
+        break;
+      case "commentEscape":
+        state = "comment";
+        break;
+    }
+    if (newline) line++;
   }
+  if (state === "single" || state === "double" || state === "doubleEscape") fail(keyLine, `the quote opened for ${key.trim()} is never closed`);
+  if (state === "key") fail(keyLine, `${JSON.stringify(key.trim())} is not KEY=VALUE (is the "=" missing?)`);
+  if (state === "preValue" || state === "value" || state === "valueEscape") finish();
   return env;
+}
+
+/** Refuses QUOBYTE_* names the plugin does not read: a typo must not be a silent default. */
+export function checkQuobyteKeys(env: Env, where: string): void {
+  for (const name of Object.keys(env)) {
+    if (!name.startsWith("QUOBYTE_") || (KNOWN_QUOBYTE_KEYS as readonly string[]).includes(name)) continue;
+    const guess = closestName(name, KNOWN_QUOBYTE_KEYS);
+    throw new EnvFileError(
+      `${where}: unknown variable ${name}${guess ? ` (did you mean ${guess}?)` : ""}; known: ${KNOWN_QUOBYTE_KEYS.join(", ")}`,
+    );
+  }
+}
+
+export interface LoadedEnvironment {
+  env: Env;
+  /** The env file that was read (explicit, or the default one that exists), if any. */
+  envFile: string | undefined;
 }
 
 /**
@@ -28,23 +148,42 @@ export function parseEnvFile(text: string): Env {
  * `--password-file` over both. The password never comes from a flag's value: that
  * would put it in argv, visible to every user in `ps`.
  */
-export function loadEnvironment(options: { envFile?: string; passwordFile?: string }, processEnv: Env): Env {
+export function loadEnvironment(options: { envFile?: string; passwordFile?: string }, processEnv: Env): LoadedEnvironment {
   let fileEnv: Env = {};
   const envFile = options.envFile ?? (existsSync(DEFAULTS.envFile) ? DEFAULTS.envFile : undefined);
   if (envFile !== undefined) {
-    try {
-      fileEnv = parseEnvFile(readFileSync(envFile, "utf8"));
-    } catch (error) {
-      throw new UsageError(`cannot read env file ${envFile}: ${(error as Error).message}`);
-    }
+    fileEnv = parseEnvFile(readTextFile("env file", envFile, "--env-file"), envFile);
+    checkQuobyteKeys(fileEnv, `env file ${envFile}`);
   }
+  checkQuobyteKeys(processEnv, "environment");
   const env: Env = { ...fileEnv, ...processEnv };
   if (options.passwordFile !== undefined) {
-    try {
-      env.QUOBYTE_API_PASSWORD = readFileSync(options.passwordFile, "utf8").replace(/\r?\n$/, "");
-    } catch (error) {
-      throw new UsageError(`cannot read password file ${options.passwordFile}: ${(error as Error).message}`);
-    }
+    env.QUOBYTE_API_PASSWORD = readTextFile("password file", options.passwordFile, "--password-file").replace(/\r?\n$/, "");
   }
-  return env;
+  return { env, envFile };
+}
+
+/** Reads a file named by a flag; the error names the flag, the file and what is wrong. */
+export function readTextFile(what: string, path: string, flag: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch (error) {
+    throw new UsageError(`${flag} ${path}: ${describeFileError(what, error)}`);
+  }
+}
+
+/** An fs error as a sentence the operator can act on, never the runtime's raw text. */
+export function describeFileError(what: string, error: unknown): string {
+  const code = typeof error === "object" && error !== null && "code" in error ? String((error as { code: unknown }).code) : "";
+  switch (code) {
+    case "ENOENT":
+      return `the ${what} does not exist`;
+    case "EACCES":
+    case "EPERM":
+      return `the ${what} is not readable by this user (run as root or fix its permissions)`;
+    case "EISDIR":
+      return "is a directory; name a file";
+    default:
+      return `the ${what} cannot be read (${code || "unknown error"})`;
+  }
 }

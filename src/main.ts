@@ -1,7 +1,34 @@
-import { type CommandDef, runCommand, showUsage } from "citty";
+import { type CommandDef, runCommand } from "citty";
 import { rootCommand } from "./cli/index.ts";
 import { UsageError } from "./config.ts";
-import { messageOf } from "./core/errors.ts";
+import { errnoCode, messageOf } from "./core/errors.ts";
+import { renderUsage, usageStyle } from "./cli/usage.ts";
+
+/** citty's own help runs to 240 columns and colours pipes; ours wraps and stays plain. */
+function showUsage(cmd: CommandDef, parent?: CommandDef): void {
+  const parentName = parent ? ((parent.meta ?? {}) as { name?: string }).name : undefined;
+  process.stdout.write(renderUsage(cmd, usageStyle(process.stdout, process.env), parentName));
+}
+
+/**
+ * One line, no stack. A file system error reaching here names its path and what to do,
+ * not the runtime's text ("EACCES: permission denied, mkdir ...").
+ */
+function describeFailure(error: unknown): string {
+  const path = typeof error === "object" && error !== null && "path" in error ? String((error as { path: unknown }).path) : undefined;
+  const code = errnoCode(error);
+  if (path === undefined || code === undefined) return messageOf(error).split("\n")[0] ?? "";
+  const fixes: Record<string, string> = {
+    EACCES: "permission denied: run as root or give this user access",
+    EPERM: "operation not permitted: run as root",
+    EROFS: "the file system is read-only: name a writable directory",
+    ENOSPC: "the file system is full: free space or name another directory",
+    EEXIST: "is a file, not a directory",
+    ENOTDIR: "a part of the path is a file, not a directory",
+    ENOENT: "does not exist",
+  };
+  return `${path}: ${fixes[code] ?? `failed (${code})`}`;
+}
 
 /** The only place that reads argv and exits: 0 ok, 1 runtime failure, 2 bad usage. */
 async function main(rawArgs: string[]): Promise<number> {
@@ -9,7 +36,8 @@ async function main(rawArgs: string[]): Promise<number> {
   const subCommands = (rootCommand.subCommands ?? {}) as Record<string, CommandDef>;
   const sub = subName === undefined ? undefined : subCommands[subName];
   if (rawArgs.includes("--help") || rawArgs.includes("-h")) {
-    await (sub ? showUsage(sub, rootCommand as CommandDef) : showUsage(rootCommand as CommandDef));
+    if (sub) showUsage(sub, rootCommand as CommandDef);
+    else showUsage(rootCommand as CommandDef);
     return 0;
   }
   if (rawArgs.length === 1 && (rawArgs[0] === "--version" || rawArgs[0] === "-v")) {
@@ -17,19 +45,21 @@ async function main(rawArgs: string[]): Promise<number> {
     return 0;
   }
   if (subName === undefined || !sub) {
-    await showUsage(rootCommand as CommandDef);
+    showUsage(rootCommand as CommandDef);
     process.stderr.write(subName === undefined ? "no command given\n" : `unknown command ${subName}\n`);
     return 2;
   }
   try {
-    await runCommand(rootCommand as CommandDef, { rawArgs });
-    return 0;
+    // The subcommand directly: citty's root drops a subcommand's return value.
+    const { result } = await runCommand(sub, { rawArgs: rawArgs.slice(rawArgs.indexOf(subName) + 1) });
+    // A command may choose its exit code (status: 1 degraded, 2 unreachable).
+    return typeof result === "number" ? result : 0;
   } catch (error) {
     if (error instanceof UsageError) {
-      process.stderr.write(`error: ${error.message}\nrun \`docker-quobyte-plugin ${subName} --help\` for usage\n`);
+      process.stderr.write(`error: ${error.message} (see docker-quobyte-plugin ${subName} --help)\n`);
       return 2;
     }
-    process.stderr.write(`error: ${messageOf(error)}\n`);
+    process.stderr.write(`error: ${describeFailure(error)}\n`);
     return 1;
   }
 }

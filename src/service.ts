@@ -3,6 +3,7 @@ import type { ServeConfig } from "./config.ts";
 import { Driver } from "./core/driver.ts";
 import { MountRefs } from "./core/mount-refs.ts";
 import type { Logger } from "./logging.ts";
+import { backendDependencies, HealthTracker } from "./core/health.ts";
 import { createApp } from "./protocol/app.ts";
 import { type Listener, openListener } from "./protocol/open-listener.ts";
 import { ListenError } from "./protocol/tcp-listener.ts";
@@ -11,6 +12,8 @@ import { UsageError } from "./config.ts";
 
 export interface RunningService {
   readonly driver: Driver;
+  /** Probes the dependencies for /health and logs their failures; started by the caller. */
+  readonly health: HealthTracker;
   /** Where the plugin answers: the socket path, or https://HOST:PORT / tcp://HOST:PORT. */
   readonly address: string;
   /** Stops serving, removes the socket, releases the state database. Idempotent. */
@@ -20,7 +23,9 @@ export interface RunningService {
 /** Wires backend, state, driver, router and socket: everything `serve` runs. */
 export async function startService(config: ServeConfig, log: Logger): Promise<RunningService> {
   const gid = await resolveAccountId("group", config.socketGroup);
-  if (gid === undefined) throw new Error(`socket group ${JSON.stringify(config.socketGroup)} does not exist`);
+  if (gid === undefined) {
+    throw new UsageError(`--group ${config.socketGroup} (or SOCKET_GROUP) does not exist on this host; create it (groupadd ${config.socketGroup}) or name another`);
+  }
 
   const backend = await createBackend(config, log);
   await backend.init();
@@ -32,11 +37,16 @@ export async function startService(config: ServeConfig, log: Logger): Promise<Ru
       }),
   });
   const driver = new Driver(backend, refs, { timeoutMs: config.timeoutMs, scope: config.scope });
-  const app = createApp(driver, log.withTag("protocol"));
+  const health = new HealthTracker(backendDependencies(backend), (name, now) => {
+    if (now.ok) log.info(`${name} is ${now.state} again`, { dependency: name });
+    else log.error(`${name} is ${now.state}: ${now.detail}`, { dependency: name });
+  });
+  const app = createApp(driver, log.withTag("protocol"), health);
   let listener: Listener;
   try {
     listener = await openListener(config, app.fetch, gid);
   } catch (error) {
+    health.stop();
     refs.close();
     await backend.close();
     if (error instanceof ListenError) throw new UsageError(error.message);
@@ -46,9 +56,11 @@ export async function startService(config: ServeConfig, log: Logger): Promise<Ru
   let stopping: Promise<void> | undefined;
   return {
     driver,
+    health,
     address: listener.address,
     stop() {
       stopping ??= (async () => {
+        health.stop();
         await listener.stop();
         refs.close();
         await backend.close();

@@ -2,6 +2,7 @@ import type { ArgsDef } from "citty";
 import { resolveServeConfig, type ServeArgs, type ServeConfig, UsageError } from "../config.ts";
 import { loadEnvironment } from "../env-file.ts";
 import { LOG_FORMATS, LOG_LEVELS } from "../logging.ts";
+import { requireDirectoryOrAbsent, requirePemFile } from "./file-checks.ts";
 
 /** Flags every long-running or state-touching command shares. */
 export const commonArgs = {
@@ -86,10 +87,16 @@ export function assertKnownArgs(rawArgs: readonly string[], defs: ArgsDef, parse
     for (const alias of Array.isArray(aliases) ? aliases : [aliases]) known.add(alias);
     if (def.type === "boolean") known.add(`no-${name}`);
   }
-  for (const arg of rawArgs) {
+  for (let i = 0; i < rawArgs.length; i++) {
+    const arg = rawArgs[i] ?? "";
     if (arg === "--") break;
-    if (!arg.startsWith("-") || arg === "-") continue;
+    if (!arg.startsWith("-") || arg === "-") {
+      // citty drops extra words silently; `serve /data` must not serve the default root.
+      throw new UsageError(`unexpected argument ${JSON.stringify(arg)}: this command takes only --flags (a value with spaces needs quotes)`);
+    }
     const name = arg.replace(/^--?/, "").split("=")[0] ?? "";
+    // A string flag without "=" takes the next word as its value.
+    if (!arg.includes("=") && defs[name]?.type === "string") i++;
     if (name === "password") {
       throw new UsageError("there is no --password flag: argv is visible to every user; use --password-file or QUOBYTE_API_PASSWORD");
     }
@@ -103,11 +110,21 @@ export function assertKnownArgs(rawArgs: readonly string[], defs: ArgsDef, parse
   }
 }
 
-/** Parsed flags + env file + process environment -> configuration. */
+/**
+ * Parsed flags + env file + process environment -> configuration, with every named file
+ * checked before anything is created: bad input changes nothing on disk.
+ */
 export function configFromArgs(
   parsed: ServeArgs & { "env-file"?: string; "password-file"?: string },
   use: { api: boolean } = { api: true },
 ): ServeConfig {
-  const env = loadEnvironment({ envFile: parsed["env-file"], passwordFile: parsed["password-file"] }, process.env);
-  return resolveServeConfig(parsed, env, use);
+  const { env, envFile } = loadEnvironment({ envFile: parsed["env-file"], passwordFile: parsed["password-file"] }, process.env);
+  const config = resolveServeConfig(parsed, env, { ...use, envFile });
+  requireDirectoryOrAbsent("--path", config.path);
+  requireDirectoryOrAbsent("--state-dir", config.stateDir);
+  if (config.quobyte?.apiCaFile !== undefined) requirePemFile("--api-ca", config.quobyte.apiCaFile, "certificate");
+  if (config.listen?.tlsCert !== undefined) requirePemFile("--tls-cert", config.listen.tlsCert, "certificate");
+  if (config.listen?.tlsKey !== undefined) requirePemFile("--tls-key", config.listen.tlsKey, "private key");
+  if (config.listen?.tlsCa !== undefined) requirePemFile("--tls-ca", config.listen.tlsCa, "certificate");
+  return config;
 }

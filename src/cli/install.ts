@@ -1,11 +1,12 @@
 import { defineCommand } from "citty";
 import { chmod, copyFile, mkdir, rename } from "node:fs/promises";
 import { dirname, isAbsolute, join } from "node:path";
-import { DEFAULTS, defaultSocketPath, UsageError } from "../config.ts";
+import { resolveServeConfig, UsageError } from "../config.ts";
 import { loadEnvironment } from "../env-file.ts";
+import { resolveAccountId } from "../system/accounts.ts";
 import { writeFileAtomic } from "../system/atomic-file.ts";
 import { renderServiceUnit, renderSocketUnit, SERVICE_NAME, SOCKET_NAME } from "../system/systemd-units.ts";
-import { assertKnownArgs } from "./args.ts";
+import { assertKnownArgs, backendArgs, nameArg } from "./args.ts";
 
 const BINARY_PATH = "/usr/local/bin/docker-quobyte-plugin";
 const UNIT_DIR = "/etc/systemd/system";
@@ -21,27 +22,54 @@ const args = {
     description: "Backend the unit serves: quobyte (runs mount-all first) or posix; default quobyte when an API URL is configured",
     valueHint: "posix|quobyte",
   },
-  "env-file": { type: "string", description: "Env file the unit reads", valueHint: DEFAULTS.envFile },
+  "env-file": { type: "string", description: "Env file serve reads (absolute path; default /etc/quobyte/docker-quobyte.env when it exists)", valueHint: "FILE" },
+  path: backendArgs.path,
+  "mount-check": backendArgs["mount-check"],
+  scope: backendArgs.scope,
+  "state-dir": backendArgs["state-dir"],
+  ...nameArg,
+  group: { type: "string", description: "Group allowed to use the socket: SocketGroup= of the socket unit (env SOCKET_GROUP; default root)", valueHint: "GROUP" },
   "dry-run": { type: "boolean", description: "Print what would be written, write nothing" },
 } as const;
 
 export default defineCommand({
-  meta: { name: "install", description: "Install this binary and its systemd unit (enable it with systemctl afterwards)" },
+  meta: { name: "install", description: "Install this binary and its systemd units (enable them with systemctl afterwards)" },
   args,
   async run({ args: parsed, rawArgs }) {
     assertKnownArgs(rawArgs, args, parsed);
     const prefix = parsed.prefix ?? "/";
-    if (!isAbsolute(prefix)) throw new UsageError(`--prefix ${prefix} must be an absolute path`);
-    const envFile = parsed["env-file"] ?? DEFAULTS.envFile;
-    const env = loadEnvironment({ envFile: parsed["env-file"] }, process.env);
-    const backend = parsed.backend ?? (env.QUOBYTE_API_URL ? "quobyte" : "posix");
-    if (backend !== "posix" && backend !== "quobyte") throw new UsageError(`--backend ${backend} is not one of: posix, quobyte`);
+    if (!isAbsolute(prefix)) throw new UsageError(`--prefix ${prefix} must be an absolute path, such as ${join(process.cwd(), prefix)}`);
+    const givenEnvFile = parsed["env-file"];
+    // systemd resolves nothing against a working directory: the unit would read no settings.
+    if (givenEnvFile !== undefined && !isAbsolute(givenEnvFile)) {
+      throw new UsageError(`--env-file ${givenEnvFile} must be an absolute path (the unit runs from /), such as ${join(process.cwd(), givenEnvFile)}`);
+    }
+    for (const flag of ["path", "state-dir"] as const) {
+      const value = parsed[flag];
+      if (value !== undefined && !isAbsolute(value)) throw new UsageError(`--${flag} ${value} must be an absolute path, such as ${join(process.cwd(), value)}`);
+    }
+    // The same checks as serve, on the same inputs: a unit that cannot start is never written.
+    const { env, envFile } = loadEnvironment({ envFile: givenEnvFile }, process.env);
+    const config = resolveServeConfig(parsed, env, { api: false, envFile });
+    if (config.backend !== "posix" && config.backend !== "quobyte") throw new UsageError(`--backend ${String(config.backend)} is not one of: posix, quobyte`);
+    // A staged image is installed elsewhere; only a live install can check the group here.
+    if (prefix === "/" && (await resolveAccountId("group", config.socketGroup)) === undefined) {
+      throw new UsageError(`--group ${config.socketGroup} does not exist on this host; create it (groupadd ${config.socketGroup}) or name another`);
+    }
 
-    const unit = renderServiceUnit({ binary: BINARY_PATH, backend, envFile });
-    const socketUnit = renderSocketUnit({
-      socketPath: defaultSocketPath(),
-      group: env.SOCKET_GROUP || "root",
-    });
+    // serve's flags the unit carries: the storage, the socket and the state, as tested by hand.
+    const passed: Record<string, string | undefined> = {
+      "--env-file": envFile,
+      "--path": parsed.path === undefined ? undefined : config.path,
+      "--mount-check": parsed["mount-check"],
+      "--scope": parsed.scope,
+      "--state-dir": parsed["state-dir"] === undefined ? undefined : config.stateDir,
+      "--name": parsed.name,
+      "--group": parsed.group ?? (env.SOCKET_GROUP || undefined),
+    };
+    const serveFlags = Object.entries(passed).filter((entry): entry is [string, string] => entry[1] !== undefined);
+    const unit = renderServiceUnit({ binary: BINARY_PATH, backend: config.backend, serveFlags });
+    const socketUnit = renderSocketUnit({ socketPath: config.socketPath, group: config.socketGroup });
     const binaryTarget = join(prefix, BINARY_PATH);
     const unitTarget = join(prefix, UNIT_DIR, SERVICE_NAME);
     const socketTarget = join(prefix, UNIT_DIR, SOCKET_NAME);

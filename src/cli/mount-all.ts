@@ -1,6 +1,7 @@
 import { defineCommand } from "citty";
 import { unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { createMountMonitor } from "../backends/index.ts";
 import { CONTROL_DIR, PosixBackend } from "../backends/posix/posix-backend.ts";
 import type { ServeConfig } from "../config.ts";
 import { ensureQuobyteMount } from "../quobyte/host-mount.ts";
@@ -39,8 +40,17 @@ export default defineCommand({
       process.stdout.write(`${config.path} is ${outcome === "mounted" ? "now" : "already"} a live Quobyte mount\n`);
       return;
     }
+    if (config.mountCheck !== "none") {
+      // The check serve applies before every Create and Mount: passing here means serve will too.
+      const health = await createMountMonitor(config).check({ fresh: true });
+      if (health.state === "not-mounted") {
+        // mount-all does not know how to mount a posix root: say who must.
+        throw new Error(`--mount-check ${config.mountCheck}: nothing is mounted at ${config.path}; mount the shared filesystem there first (fstab or a .mount unit), or pass --mount-check none if it is meant to be a local directory`);
+      }
+      if (health.state !== "live") throw new Error(`--mount-check ${config.mountCheck}: ${health.detail}`);
+    }
     await verifyPosixRoot(config);
-    process.stdout.write(`posix volume root ${config.path} is ready\n`);
+    process.stdout.write(`posix volume root ${config.path} is ready${config.mountCheck === "none" ? "" : ` (a live mount: --mount-check ${config.mountCheck})`}\n`);
   },
 });
 

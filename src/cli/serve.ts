@@ -5,6 +5,9 @@ import { DEFAULT_ENGINE_SOCKET, engineSocketFromFlag, startEngineNudge } from ".
 import { assertKnownArgs, backendArgs, commonArgs, configFromArgs, nameArg } from "./args.ts";
 import { waitForShutdownSignal } from "./signals.ts";
 
+/** How often dependencies are probed without requests, so a broken API is logged unprompted. */
+const HEALTH_INTERVAL_MS = 30_000;
+
 const args = {
   ...backendArgs,
   ...nameArg,
@@ -51,6 +54,8 @@ export default defineCommand({
       stateDir: config.stateDir,
       engineSocket: engineSocket ?? "none",
     });
+    // After the line above: the first failure logged is about a plugin known to be serving.
+    service.health.start(HEALTH_INTERVAL_MS);
     const nudge = engineSocket === undefined ? undefined : startEngineNudge({ socketPath: engineSocket, driverName: config.driverName, log: log.withTag("engine") });
     const signal = await waitForShutdownSignal();
     log.info(`received ${signal}; stopping`);

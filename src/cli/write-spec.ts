@@ -1,8 +1,9 @@
 import { defineCommand } from "citty";
-import { existsSync, mkdirSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { DEFAULTS, defaultSocketPath, UsageError } from "../config.ts";
 import { renderSpec, SpecError, writeSpec } from "../protocol/spec.ts";
 import { assertKnownArgs } from "./args.ts";
+import { requireDirectoryOrAbsent, requirePemFile } from "./file-checks.ts";
 
 const args = {
   name: { type: "string", description: "Driver name: the file is <dir>/<name>.spec or <name>.json", valueHint: "quobyte" },
@@ -40,10 +41,11 @@ export default defineCommand({
       if (error instanceof SpecError) throw new UsageError(error.message);
       throw error;
     }
-    // The engine reads the TLS files only when it first uses the plugin: catch typos now.
-    for (const file of [parsed["tls-ca"], parsed["tls-cert"], parsed["tls-key"]]) {
-      if (file !== undefined && !existsSync(file)) throw new UsageError(`TLS file ${file} does not exist`);
-    }
+    // The engine reads the TLS files only when it first uses the plugin: catch mistakes now.
+    if (parsed["tls-ca"] !== undefined) requirePemFile("--tls-ca", parsed["tls-ca"], "certificate");
+    if (parsed["tls-cert"] !== undefined) requirePemFile("--tls-cert", parsed["tls-cert"], "certificate");
+    if (parsed["tls-key"] !== undefined) requirePemFile("--tls-key", parsed["tls-key"], "private key");
+    requireDirectoryOrAbsent("--dir", parsed.dir ?? "/etc/docker/plugins");
     if (parsed["dry-run"]) {
       process.stdout.write(`# ${spec.path}\n${spec.contents}`);
       return;

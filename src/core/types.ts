@@ -12,6 +12,14 @@ export interface StorageHealth {
   detail: string;
 }
 
+/** One probe of a dependency: whether it works, its state word, and what to do if not. */
+export interface ProbeResult {
+  ok: boolean;
+  /** mount: live, hung, dead, not-mounted, ...; api: ok, unauthenticated, unreachable, failing. */
+  state: string;
+  detail: string;
+}
+
 /** What a backend knows about one volume. */
 export interface VolumeRecord {
   readonly name: string;
@@ -54,6 +62,11 @@ export interface Backend {
   prepareMount(name: string): Promise<string>;
   /** The storage mount's health, probed with a deadline (never hangs). */
   health(): Promise<StorageHealth>;
+  /**
+   * Backends with a management API: one cheap authenticated call, classified. Runs with
+   * the API client's own deadline; the caller caches it.
+   */
+  checkApi?(): Promise<ProbeResult>;
   /** Releases resources (timers, connections). */
   close(): Promise<void>;
 }

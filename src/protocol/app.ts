@@ -3,6 +3,7 @@ import type { Driver } from "../core/driver.ts";
 import { PluginError } from "../core/errors.ts";
 import type { Logger } from "../logging.ts";
 import { parseObject, readBody } from "./body.ts";
+import { backendDependencies, type HealthReport, HealthTracker } from "../core/health.ts";
 import { errorReply } from "./error-reply.ts";
 import { Metrics } from "./metrics.ts";
 import { ACTIVATE_REPLY, CONTENT_TYPE, mountIdOf, nameOf, toWireSummary, toWireVolume } from "./schema.ts";
@@ -49,7 +50,7 @@ function reply(payload: unknown, status = 200): Response {
 }
 
 /** The protocol router: Plugin.Activate plus the VolumeDriver table over one driver. */
-export function createApp(driver: Driver, log: Logger): Hono {
+export function createApp(driver: Driver, log: Logger, health = new HealthTracker(backendDependencies(driver.backend))): Hono {
   const app = new Hono({ getPath: pathOf });
   const metrics = new Metrics();
   let requestCount = 0;
@@ -86,10 +87,11 @@ export function createApp(driver: Driver, log: Logger): Hono {
   }
 
   // Read-only operator endpoints on the same socket; the engine only ever POSTs.
+  // Both answer within a bound from cached, single-flight probes: polling never piles up
+  // on a frozen mount or a dead API.
   app.get("/health", async () => {
-    const storage = await driver.health();
-    const body = { status: storage.state === "live" ? "ok" : "degraded", backend: driver.backend.kind, scope: driver.scope, storage };
-    return reply(body, storage.state === "live" ? 200 : 503);
+    const report = await health.report();
+    return reply(healthBody(driver, report), report.status === "ok" ? 200 : 503);
   });
   app.get("/metrics", async () => {
     const [volumes, storage] = await Promise.all([driver.list().catch(() => []), driver.health()]);
@@ -99,8 +101,8 @@ export function createApp(driver: Driver, log: Logger): Hono {
     return new Response(text, { headers: { "Content-Type": "text/plain; version=0.0.4" } });
   });
   app.get("/status", async () => {
-    const [storage, volumes] = await Promise.all([driver.health(), driver.report()]);
-    return reply({ backend: driver.backend.kind, scope: driver.scope, storage, volumes });
+    const [report, volumes] = await Promise.all([health.report(), driver.report()]);
+    return reply({ ...healthBody(driver, report), volumes });
   });
 
   app.notFound((c) => {
@@ -115,6 +117,18 @@ export function createApp(driver: Driver, log: Logger): Hono {
     return reply(body, status);
   });
   return app;
+}
+
+/** `storage` repeats the mount's state and detail for clients of the earlier format. */
+function healthBody(driver: Driver, report: HealthReport): Record<string, unknown> {
+  const mount = report.dependencies.mount;
+  return {
+    status: report.status,
+    backend: driver.backend.kind,
+    scope: driver.scope,
+    storage: { state: mount?.state ?? "unknown", detail: mount?.detail ?? "" },
+    dependencies: report.dependencies,
+  };
 }
 
 function elapsed(started: number): number {

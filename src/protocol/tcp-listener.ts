@@ -30,27 +30,43 @@ export function isLoopback(host: string): boolean {
   return host === "::1" || host === "[::1]";
 }
 
-/** Parses and checks `--listen` before anything binds. Pure. */
-export function parseListenAddress(address: string, tls: boolean): { host: string; port: number } {
+export interface TlsFiles {
+  tlsCert?: string | undefined;
+  tlsKey?: string | undefined;
+  tlsCa?: string | undefined;
+}
+
+/**
+ * Checks `--listen` and its TLS files before anything binds. Pure. The plugin protocol
+ * has no authentication of its own: whoever reaches the port can create, mount and delete
+ * volumes. Off loopback, only client certificates (`--tls-ca`) lock the door; a server
+ * certificate alone merely encrypts it.
+ */
+export function checkListenFlags(address: string, files: TlsFiles): { host: string; port: number; tls: boolean } {
   const match = /^tcp:\/\/(\[[0-9a-fA-F:]+\]|[^:/]+):(\d{1,5})$/.exec(address);
   const port = Number(match?.[2]);
   if (!match?.[1] || !(port >= 0 && port <= 65535)) {
     throw new ListenError(`--listen ${JSON.stringify(address)} must look like tcp://127.0.0.1:9000`);
   }
   const host = match[1].replace(/^\[|\]$/g, "");
-  // Whoever reaches the socket can create, mount and delete volumes: plain HTTP only on loopback.
-  if (!tls && !isLoopback(host)) {
-    throw new ListenError(`plain HTTP on ${host} would give the network control of your volumes; use --tls-cert, --tls-key and --tls-ca, or a loopback address`);
+  const tls = files.tlsCert !== undefined || files.tlsKey !== undefined;
+  if (!isLoopback(host)) {
+    const given = { "--tls-cert": files.tlsCert, "--tls-key": files.tlsKey, "--tls-ca": files.tlsCa };
+    const missing = Object.entries(given).filter(([, file]) => file === undefined).map(([flag]) => flag);
+    if (missing.length > 0) {
+      throw new ListenError(
+        `--listen ${address} is reachable from the network and the plugin protocol has no login: it needs --tls-cert, --tls-key and --tls-ca (missing ${missing.join(", ")}); give the engine its client certificate with \`docker-quobyte-plugin write-spec --address https://${match[1]}:${port} --tls-ca CA.pem --tls-cert CLIENT.pem --tls-key CLIENT-KEY.pem\`, or listen on 127.0.0.1`,
+      );
+    }
   }
-  return { host, port };
+  if (tls && (files.tlsCert === undefined || files.tlsKey === undefined)) throw new ListenError("--tls-cert and --tls-key go together");
+  if (files.tlsCa !== undefined && !tls) throw new ListenError("--tls-ca needs --tls-cert and --tls-key");
+  return { host, port, tls };
 }
 
 /** Serves `fetch` on TCP, with TLS (and client certificates with a CA) when given. */
 export function listenTcp(options: TcpListenOptions): TcpListener {
-  const tls = options.tlsCert !== undefined || options.tlsKey !== undefined;
-  if (tls && (options.tlsCert === undefined || options.tlsKey === undefined)) throw new ListenError("--tls-cert and --tls-key go together");
-  if (options.tlsCa !== undefined && !tls) throw new ListenError("--tls-ca needs --tls-cert and --tls-key");
-  const { host, port } = parseListenAddress(options.address, tls);
+  const { host, port, tls } = checkListenFlags(options.address, options);
   const server = Bun.serve({
     hostname: host,
     port,

@@ -5,18 +5,77 @@ export interface UnitOptions {
   binary: string;
   /** quobyte runs mount-all before serving; posix has nothing to mount. */
   backend: "posix" | "quobyte";
-  envFile: string;
+  /**
+   * Flags `serve` runs with (absolute paths, already validated), in order: exactly what
+   * the operator tested by hand. The storage ones are given to mount-all too.
+   */
+  serveFlags: [flag: string, value: string][];
 }
 
 export const SERVICE_NAME = "docker-quobyte-plugin.service";
 export const SOCKET_NAME = "docker-quobyte-plugin.socket";
 
+/** Flags mount-all shares with serve: it must check and mount the same storage. */
+const MOUNT_ALL_FLAGS = new Set(["--env-file", "--path", "--mount-check", "--state-dir"]);
+
+/**
+ * One word of an Exec line: systemd splits on blanks, expands `$VAR` and `%` specifiers,
+ * so such words are quoted and escaped.
+ */
+export function systemdWord(word: string): string {
+  const escaped = word.replace(/%/g, "%%").replace(/\$/g, "$$$$");
+  if (!/[\s"'\\;]/.test(escaped) && escaped !== "") return escaped;
+  return `"${escaped.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`;
+}
+
+function execLine(binary: string, command: string, flags: [string, string][]): string {
+  return [binary, command, ...flags.flat()].map(systemdWord).join(" ");
+}
+
+/**
+ * The sandbox. What the plugin needs decides what is left out; each omission is written
+ * into the unit with its reason, so nobody "fixes" it into a broken plugin.
+ */
+const HARDENING = [
+  "# Sandbox (systemd-analyze security). Left out on purpose:",
+  "#  ProtectSystem, ProtectHome, PrivateTmp, PrivateDevices, ProtectKernelTunables,",
+  "#  ProtectKernelModules, ProtectKernelLogs, ProtectControlGroups, ProtectProc,",
+  "#  ReadOnlyPaths, InaccessiblePaths, TemporaryFileSystem: each gives the service a",
+  "#  private mount namespace, and the Quobyte FUSE mount made by mount-all must",
+  "#  propagate to the host, where dockerd bind-mounts volumes from it.",
+  "#  PrivateUsers: a user namespace drops the real CAP_SYS_ADMIN that mounting FUSE needs.",
+  "#  MemoryDenyWriteExecute: Bun's JavaScript JIT needs writable+executable memory.",
+  "#  PrivateNetwork, IPAddressDeny: the Quobyte API and registry are reached over the network.",
+  "#  User=, DynamicUser: mounting and chown of volume roots to their owners need root.",
+  "NoNewPrivileges=yes",
+  // SYS_ADMIN: mount/umount of the FUSE client. CHOWN/FOWNER/DAC_*: volume roots owned by
+  // the volume's user. SETUID/SETGID: mount.quobyte drops to its own user.
+  "CapabilityBoundingSet=CAP_SYS_ADMIN CAP_CHOWN CAP_FOWNER CAP_DAC_OVERRIDE CAP_DAC_READ_SEARCH CAP_SETUID CAP_SETGID",
+  "AmbientCapabilities=",
+  "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
+  "RestrictNamespaces=yes",
+  "LockPersonality=yes",
+  "RestrictRealtime=yes",
+  "RestrictSUIDSGID=yes",
+  "SystemCallArchitectures=native",
+  "SystemCallFilter=@system-service @mount",
+  "SystemCallFilter=~@clock @cpu-emulation @debug @module @obsolete @raw-io @reboot @swap",
+  "SystemCallErrorNumber=EPERM",
+  "UMask=0077",
+  "DevicePolicy=closed",
+  "DeviceAllow=/dev/fuse rw",
+  "ProtectClock=yes",
+  "ProtectHostname=yes",
+  "KeyringMode=private",
+  "RemoveIPC=yes",
+];
+
 /**
  * Ordered before docker.service so the engine finds the socket at start (it would
  * otherwise wait 15 s per volume and hide them), after the network the API needs.
- * The env file is optional (`-`): the posix backend needs none.
  */
 export function renderServiceUnit(options: UnitOptions): string {
+  const serveFlags: [string, string][] = [["--backend", options.backend], ...options.serveFlags];
   const lines = [
     "[Unit]",
     "Description=Docker volume plugin for Quobyte-style shared storage",
@@ -30,14 +89,19 @@ export function renderServiceUnit(options: UnitOptions): string {
     "",
     "[Service]",
     "Type=simple",
-    `EnvironmentFile=-${options.envFile}`,
+    // Not EnvironmentFile=: systemd skips a malformed line with a journal warning, and a
+    // skipped QUOBYTE_API_URL would leave the plugin without its API.
+    "# The env file is read by serve itself (--env-file, or the default one), strictly.",
   ];
-  if (options.backend === "quobyte") lines.push(`ExecStartPre=${options.binary} mount-all --backend quobyte`);
+  if (options.backend === "quobyte") {
+    lines.push(`ExecStartPre=${execLine(options.binary, "mount-all", serveFlags.filter(([flag]) => flag === "--backend" || MOUNT_ALL_FLAGS.has(flag)))}`);
+  }
   lines.push(
-    `ExecStart=${options.binary} serve --backend ${options.backend} --log-format json`,
+    `ExecStart=${execLine(options.binary, "serve", [...serveFlags, ["--log-format", "json"]])}`,
     "Restart=on-failure",
     "RestartSec=2",
     "LimitNOFILE=16384",
+    ...HARDENING,
     "",
     "[Install]",
     // Wanted, not required, by docker: a broken plugin must not keep Docker down.

@@ -164,7 +164,6 @@ describe("the compiled binary", () => {
     for (const line of [
       "Before=docker.service",
       "After=network-online.target",
-      "EnvironmentFile=-/etc/quobyte/docker-quobyte.env",
       "ExecStartPre=/usr/local/bin/docker-quobyte-plugin mount-all --backend quobyte",
       "ExecStart=/usr/local/bin/docker-quobyte-plugin serve --backend quobyte --log-format json",
       "Restart=on-failure",

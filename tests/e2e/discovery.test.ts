@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
+import { makeCertificates } from "../support/certs.ts";
 import { BINARY } from "./plugin-process.ts";
 import { createWorkDir, type Engine, type Namespace, runArgv, startEngineWithImage } from "./support/engine.ts";
 
@@ -14,24 +15,6 @@ let workDir = "";
 let ns: Namespace;
 let engine: Engine;
 const plugins: Subprocess[] = [];
-
-async function openssl(...args: string[]): Promise<void> {
-  const result = await runArgv(["openssl", ...args], { cwd: workDir });
-  if (result.code !== 0) throw new Error(`openssl ${args.join(" ")}: ${result.stderr}`);
-}
-
-/** A CA, a server certificate for 127.0.0.1 and a client certificate, all signed by the CA. */
-async function makeCertificates(): Promise<void> {
-  await openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=dqp-test-ca", "-days", "1", "-keyout", "ca.key", "-out", "ca.pem");
-  for (const [name, ext] of [
-    ["server", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth"],
-    ["client", "extendedKeyUsage=clientAuth"],
-  ] as const) {
-    await Bun.write(join(workDir, `${name}.ext`), `${ext}\n`);
-    await openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", `/CN=dqp-${name}`, "-keyout", `${name}.key`, "-out", `${name}.csr`);
-    await openssl("x509", "-req", "-in", `${name}.csr`, "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "1", "-extfile", `${name}.ext`, "-out", `${name}.pem`);
-  }
-}
 
 async function freePort(): Promise<number> {
   const server = createServer();
@@ -80,7 +63,7 @@ async function useVolumeThrough(driver: string): Promise<void> {
 
 beforeAll(async () => {
   workDir = await createWorkDir();
-  await makeCertificates();
+  await makeCertificates(workDir);
   ({ ns, engine } = await startEngineWithImage(workDir));
 }, 180_000);
 
@@ -134,6 +117,6 @@ describe("discovery through spec files", () => {
   test("serve refuses plain TCP on a non-loopback address", async () => {
     const result = await runArgv([BINARY, "serve", "--path", `${workDir}/v2`, "--state-dir", `${workDir}/s2`, "--listen", "tcp://0.0.0.0:9999"]);
     expect(result.code).toBe(2);
-    expect(result.stderr).toContain("plain HTTP");
+    expect(result.stderr).toContain("needs --tls-cert, --tls-key and --tls-ca");
   });
 });

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { mountAt } from "../../src/system/mountinfo.ts";
 import { EngineClient } from "../support/engine-client.ts";
 import { makeTempDir, removeTempDir } from "../support/tmp.ts";
-import { type PluginProcess, startPlugin, stopPlugin } from "./plugin-process.ts";
+import { type PluginProcess, runBinary, startPlugin, stopPlugin } from "./plugin-process.ts";
 import { pidsWithCmdline, runArgv } from "./support/engine.ts";
 
 let dir: string;
@@ -89,6 +89,15 @@ describe("a hung or dead storage mount never blocks the engine", () => {
         console.log(`hung mount: ${what} answered in ${answer.ms} ms`);
       }
       console.log(`hung mount: Create failed in ${create.ms} ms, Mount in ${mount.ms} ms, the next Mount in ${again.ms} ms`);
+
+      // Health says so, without waiting on the frozen mount; status exits 1.
+      const health = await timed(fetch("http://p/health", { unix: join(dir, "p.sock") }));
+      expect(health.value.status).toBe(503);
+      expect(await health.value.json()).toMatchObject({ status: "down", dependencies: { mount: { ok: false, state: "hung" } } });
+      expect(health.ms).toBeLessThan(1500);
+      const status = await runBinary(["status", "--socket", join(dir, "p.sock")]);
+      expect(status.code).toBe(1);
+      expect(status.stdout).toMatch(/^down: backend posix[^]*\nmount +hung \(\d+ ms\): .* did not answer within/);
     } finally {
       process.kill(pid, "SIGCONT");
     }

@@ -2,12 +2,13 @@ import { lstat } from "node:fs/promises";
 import { join } from "node:path";
 import { withDeadline } from "../../core/deadline.ts";
 import { messageOf, PluginError } from "../../core/errors.ts";
-import type { Backend, StorageHealth, VolumeOptions, VolumeRecord, VolumeSummary } from "../../core/types.ts";
+import type { Backend, ProbeResult, StorageHealth, VolumeOptions, VolumeRecord, VolumeSummary } from "../../core/types.ts";
 import type { Logger } from "../../logging.ts";
 import type { QuobyteApi, Tenant } from "../../quobyte/api.ts";
 import type { MountMonitor } from "../../system/mount-health.ts";
 import { MetadataStore } from "../metadata-store.ts";
 import { fixedUserEntry, parseQuobyteOptions, QUOBYTE_OPTION_NAMES, type RemovePolicy } from "./options.ts";
+import { classifyApiFailure } from "./api-health.ts";
 import { apiError, provisionVolume, waitUntilVisible } from "./provision.ts";
 import { UsageCache } from "./usage-cache.ts";
 
@@ -229,6 +230,20 @@ export class QuobyteBackend implements Backend {
 
   health(): Promise<StorageHealth> {
     return this.options.monitor.check();
+  }
+
+  /** Resolves the configured tenant afresh: reachability, credentials and the tenant in one call. */
+  async checkApi(): Promise<ProbeResult> {
+    try {
+      const found = await this.options.api.findTenant(this.options.tenant);
+      if (!found) {
+        return { ok: false, state: "failing", detail: `tenant ${JSON.stringify(this.options.tenant)} does not exist; set QUOBYTE_TENANT_ID or --tenant-id to an existing tenant` };
+      }
+      this.tenants.set(this.options.tenant, found);
+      return { ok: true, state: "ok", detail: `reachable and authenticated; tenant ${found.name} is ${found.id}` };
+    } catch (error) {
+      return classifyApiFailure(error);
+    }
   }
 
   /** Never hand out a path on an unmounted mount point: data would land on the root disk. */

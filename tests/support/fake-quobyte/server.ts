@@ -93,7 +93,7 @@ class FakeQuobyteServer implements FakeQuobyte {
   start(): void {
     this.server = Bun.serve({
       hostname: "127.0.0.1",
-      port: 0,
+      port: this.opts.port ?? 0,
       idleTimeout: 0, // "hang" must hold the connection until stop()
       development: false,
       ...(this.opts.tls !== undefined ? { tls: { cert: this.opts.tls.cert, key: this.opts.tls.key } } : {}),

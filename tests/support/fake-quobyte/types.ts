@@ -95,6 +95,8 @@ export interface FakeQuobyteOptions {
   omitEmptyLists?: boolean;
   /** PEM contents: serve https. */
   tls?: { cert: string; key: string };
+  /** Default 0 (any free port); a fixed one lets a test bring "the same API" back up. */
+  port?: number;
 }
 
 export interface FakeRequestLog {

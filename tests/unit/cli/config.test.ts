@@ -77,6 +77,8 @@ describe("resolveServeConfig", () => {
       [{ "mount-check": "maybe" }, {}, /--mount-check/],
       [{ name: "../evil" }, {}, /--name/],
       [{ "log-level": "loud" }, {}, /--log-level/],
+      [{ listen: "tcp://0.0.0.0:9443", "tls-cert": "/c", "tls-key": "/k" }, {}, /needs --tls-cert, --tls-key and --tls-ca \(missing --tls-ca\).*write-spec --address https:\/\/0\.0\.0\.0:9443/],
+      [{ listen: "tcp://10.0.0.1:9443" }, {}, /missing --tls-cert, --tls-key, --tls-ca/],
     ];
     for (const [args, env, message] of cases) {
       expect(() => resolveServeConfig(args, env)).toThrow(message);
@@ -91,6 +93,8 @@ describe("flags", () => {
     expect(() => assertKnownArgs(["--password=hunter2"], backendArgs)).toThrow(/no --password flag/);
     expect(() => assertKnownArgs(["--password", "hunter2"], backendArgs)).toThrow(/password-file/);
     expect(() => assertKnownArgs(["--path=/x", "--api", "http://a"], backendArgs)).not.toThrow();
+    expect(() => assertKnownArgs(["--path", "/x", "extra", "words"], backendArgs)).toThrow('unexpected argument "extra"');
+    expect(() => assertKnownArgs(["--path", "/x", "--", "extra"], backendArgs)).not.toThrow();
   });
 });
 
@@ -103,17 +107,62 @@ describe("environment files", () => {
     await removeTempDir(dir);
   });
 
-  test("parses the original plugin's env file format", () => {
+  test("parses the original plugin's env file format with systemd's EnvironmentFile quoting", () => {
     const env = parseEnvFile(
-      ['# comment', "QUOBYTE_API_URL=http://a:7860", 'export QUOBYTE_API_USER="ops"', "QUOBYTE_API_PASSWORD='p w=1'", "", "garbage line"].join("\n"),
+      [
+        "# comment",
+        "; also a comment",
+        "QUOBYTE_API_URL=http://a:7860",
+        'QUOBYTE_API_USER="ops"',
+        "QUOBYTE_API_PASSWORD='p w=1'  ",
+        "",
+        '  QUOBYTE_TENANT_ID = "My \\"T\\" $HOME"',
+        "QUOBYTE_MOUNT_OPTIONS=-o user_xattr \\",
+        "  --x   ",
+        "SOCKET_GROUP=",
+      ].join("\n"),
     );
-    expect(env).toEqual({ QUOBYTE_API_URL: "http://a:7860", QUOBYTE_API_USER: "ops", QUOBYTE_API_PASSWORD: "p w=1" });
+    expect(env).toEqual({
+      QUOBYTE_API_URL: "http://a:7860",
+      QUOBYTE_API_USER: "ops",
+      QUOBYTE_API_PASSWORD: "p w=1",
+      QUOBYTE_TENANT_ID: 'My "T" $HOME',
+      QUOBYTE_MOUNT_OPTIONS: "-o user_xattr   --x",
+      SOCKET_GROUP: "",
+    });
+  });
+
+  test("a line systemd would skip is an error naming the file and the line", () => {
+    const cases: [string, RegExp][] = [
+      ["# ok\nQUOBYTE_API_URL http://x\n", /^bad\.env line 2: "QUOBYTE_API_URL http:\/\/x" is not KEY=VALUE/],
+      ["A=1\nexport QUOBYTE_API_USER=ops\n", /^bad\.env line 2: "export" is shell syntax; write QUOBYTE_API_USER=VALUE/],
+      ["\n\n9KEY=1\n", /^bad\.env line 3: "9KEY" is not a variable name/],
+      ['A=1\nB="open\n', /^bad\.env line 2: the quote opened for B is never closed/],
+      ["garbage", /^bad\.env line 1: "garbage" is not KEY=VALUE/],
+    ];
+    for (const [text, message] of cases) expect(() => parseEnvFile(text, "bad.env")).toThrow(message);
+  });
+
+  test("an unknown QUOBYTE_* variable is an error with the closest known name", () => {
+    writeFileSync(`${dir}/typo.env`, "QUOBYTE_API_ULR=http://y\n");
+    expect(() => loadEnvironment({ envFile: `${dir}/typo.env` }, {})).toThrow(/unknown variable QUOBYTE_API_ULR \(did you mean QUOBYTE_API_URL\?\)/);
+    expect(() => loadEnvironment({}, { QUOBYTE_TENNANT_ID: "t" })).toThrow(/environment: unknown variable QUOBYTE_TENNANT_ID \(did you mean QUOBYTE_TENANT_ID\?\)/);
+    expect(() => loadEnvironment({}, { QUOBYTE_SOMETHING_ELSE_ENTIRELY: "t" })).toThrow(/unknown variable QUOBYTE_SOMETHING_ELSE_ENTIRELY; known: QUOBYTE_API_URL/);
+  });
+
+  test("an env file without an API URL makes the backend a required choice", () => {
+    expect(() => resolveServeConfig({}, { SOCKET_GROUP: "docker" }, { api: true, envFile: "/etc/q.env" })).toThrow(
+      /env file \/etc\/q\.env sets no QUOBYTE_API_URL, so the backend is unclear: add QUOBYTE_API_URL=.* or pass --backend posix/,
+    );
+    expect(resolveServeConfig({ backend: "posix" }, {}, { api: true, envFile: "/etc/q.env" }).backend).toBe("posix");
+    expect(resolveServeConfig({}, quobyteEnv, { api: true, envFile: "/etc/q.env" }).backend).toBe("quobyte");
+    expect(resolveServeConfig({}, {}).backend).toBe("posix");
   });
 
   test("process environment wins over the env file; --password-file wins over both", () => {
     writeFileSync(`${dir}/env`, "QUOBYTE_API_USER=fromfile\nQUOBYTE_TENANT_ID=t\nQUOBYTE_API_PASSWORD=filepw\n");
     writeFileSync(`${dir}/pw`, "secret-from-file\n");
-    const env = loadEnvironment({ envFile: `${dir}/env`, passwordFile: `${dir}/pw` }, { QUOBYTE_API_USER: "fromenv" });
+    const { env } = loadEnvironment({ envFile: `${dir}/env`, passwordFile: `${dir}/pw` }, { QUOBYTE_API_USER: "fromenv" });
     expect(env.QUOBYTE_API_USER).toBe("fromenv");
     expect(env.QUOBYTE_TENANT_ID).toBe("t");
     expect(env.QUOBYTE_API_PASSWORD).toBe("secret-from-file");
