@@ -21,12 +21,14 @@ import { cpus, release, totalmem } from "node:os";
 import { join } from "node:path";
 import { callOnce, Connection, engineRequest, isSuccess } from "./client.ts";
 import { engineWorkload } from "./engine.ts";
+import { hex, HOT_LABELS, hotScript } from "./hot-script.ts";
+import { probeWorkload } from "./probe.ts";
 import { closedLoop, type LoadResult, mergeRuns, type Script } from "./load.ts";
 import { populate } from "./populate.ts";
 import { BUN, cpuMicros, pluginBinary, procStatusKb, REPO, type Served, serve, setPluginBinary, startFloor, startPlugin, stop, stopAll } from "./procs.ts";
 import { median, percentile, sorted } from "./stats.ts";
 
-const WORKLOADS = ["startup", "hot", "crud", "list", "memory", "engine"] as const;
+const WORKLOADS = ["startup", "hot", "crud", "list", "memory", "probe", "engine"] as const;
 type Workload = (typeof WORKLOADS)[number];
 
 const argv = process.argv.slice(2);
@@ -129,24 +131,6 @@ function srcDigest(): string {
 // ---------------------------------------------------------------------------
 // Scripts: the requests each connection sends, round and round.
 
-const hex = (bytes: number): string =>
-  Array.from(crypto.getRandomValues(new Uint8Array(bytes)), (b) => b.toString(16).padStart(2, "0")).join("");
-
-/** Container start/stop: Get, Mount, Unmount of the connection's own volume. */
-function hotScript(connection: number): Script {
-  const name = `hot-${connection}`;
-  const requests: Uint8Array[] = [];
-  const labels: number[] = [];
-  for (let k = 0; k < 16; k++) {
-    const id = hex(32);
-    requests.push(engineRequest("VolumeDriver.Get", { Name: name }));
-    requests.push(engineRequest("VolumeDriver.Mount", { Name: name, ID: id }));
-    requests.push(engineRequest("VolumeDriver.Unmount", { Name: name, ID: id }));
-    labels.push(0, 1, 2);
-  }
-  return { requests, labels };
-}
-const HOT_LABELS = ["Get", "Mount", "Unmount"];
 
 function singleScript(method: string, body: (connection: number) => unknown): (connection: number) => Script {
   return (connection) => ({ requests: [engineRequest(method, body(connection))], labels: [0] });
@@ -369,6 +353,10 @@ async function main(): Promise<void> {
     await stop(floorSmall.proc);
 
     if (wants("list")) await listWorkload(tmp);
+    if (wants("probe")) {
+      if (!isRoot) say("# probe: skipped (bindfs needs root)");
+      else await probeWorkload(tmp, { rounds: 3, windowMs: quick ? 400 : 800, warmupMs: WARMUP }, figure, say);
+    }
 
     if (wants("engine")) {
       if (argv.includes("--no-engine")) say("# engine: skipped (--no-engine)");

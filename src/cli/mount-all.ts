@@ -42,7 +42,7 @@ export default defineCommand({
     }
     if (config.mountCheck !== "none") {
       // The check serve applies before every Create and Mount: passing here means serve will too.
-      const health = await createMountMonitor(config).check({ fresh: true });
+      const health = await createMountMonitor(config).check();
       if (health.state === "not-mounted") {
         // mount-all does not know how to mount a posix root: say who must.
         throw new Error(`--mount-check ${config.mountCheck}: nothing is mounted at ${config.path}; mount the shared filesystem there first (fstab or a .mount unit), or pass --mount-check none if it is meant to be a local directory`);

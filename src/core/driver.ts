@@ -34,9 +34,10 @@ export class Driver {
 
   /** Creates a volume; creating an existing one succeeds and changes nothing. */
   async create(name: unknown, options: unknown): Promise<void> {
+    const arrivedAt = performance.now();
     const volume = this.validName(name);
     const opts = validateOptions(options, this.backend.optionNames, volume);
-    await this.locked(volume, "create", () => this.backend.create(volume, opts));
+    await this.locked(volume, "create", () => this.backend.create(volume, opts, arrivedAt));
   }
 
   /** Deletes a volume and its data; refused while it is mounted on this host. */
@@ -57,11 +58,12 @@ export class Driver {
 
   /** Records a mount under `mountId` and returns the path for the container. */
   async mount(name: unknown, mountId: unknown): Promise<string> {
+    const arrivedAt = performance.now();
     const volume = this.validName(name);
     const id = validateMountId(mountId, volume);
     return this.locked(volume, "mount", async (signal) => {
       await this.require(volume);
-      const path = await this.backend.prepareMount(volume);
+      const path = await this.backend.prepareMount(volume, arrivedAt);
       // The engine already got a TIMEOUT and will never send Unmount for this ID:
       // recording the mount now would pin the volume forever.
       signal.throwIfAborted();

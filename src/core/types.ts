@@ -51,15 +51,19 @@ export interface Backend {
   readonly optionNames: readonly string[];
   /** Verifies (and where it may, prepares) the storage before serving. */
   init(): Promise<void>;
-  /** Creates the volume, or does nothing when it exists already. */
-  create(name: string, options: VolumeOptions): Promise<void>;
+  /**
+   * Creates the volume, or does nothing when it exists already. `arrivedAt`
+   * (performance.now() when the request arrived) bounds how old a storage health verdict
+   * that admits it may be: one reached before the request may not.
+   */
+  create(name: string, options: VolumeOptions, arrivedAt?: number): Promise<void>;
   /** Deletes the volume and its data; a volume that does not exist is success. */
   remove(name: string): Promise<void>;
   /** The volume, or undefined when it does not exist. Never creates. */
   inspect(name: string): Promise<VolumeRecord | undefined>;
   list(): Promise<VolumeSummary[]>;
   /** Checks the volume is reachable and returns the path to hand to the engine. */
-  prepareMount(name: string): Promise<string>;
+  prepareMount(name: string, arrivedAt?: number): Promise<string>;
   /** The storage mount's health, probed with a deadline (never hangs). */
   health(): Promise<StorageHealth>;
   /**

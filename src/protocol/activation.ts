@@ -14,7 +14,11 @@ export function inheritedListenFd(env: Record<string, string | undefined>, pid =
 }
 
 export interface Bridge {
-  stop(): Promise<void>;
+  /**
+   * Stops accepting (connections not yet accepted stay in the inherited socket's backlog)
+   * and resolves once every spliced connection has ended; after `boundMs` the rest are cut.
+   */
+  stopAccepting(boundMs: number): Promise<void>;
 }
 
 /**
@@ -44,10 +48,15 @@ export function bridgeInheritedSocket(fd: number, target: string): Promise<Bridg
     server.listen({ fd }, () => {
       server.off("error", reject);
       resolve({
-        stop: () =>
+        stopAccepting: (boundMs) =>
           new Promise<void>((done) => {
-            for (const connection of connections) connection.destroy();
-            server.close(() => done());
+            const cut = setTimeout(() => {
+              for (const connection of connections) connection.destroy();
+            }, boundMs);
+            server.close(() => {
+              clearTimeout(cut);
+              done();
+            });
           }),
       });
     });

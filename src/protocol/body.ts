@@ -33,14 +33,13 @@ export async function readBody(request: Request, limit = MAX_BODY_BYTES): Promis
 }
 
 /**
- * Parses a body that must be a JSON object. An empty body is refused explicitly: the
- * engine re-sends a request with an empty body after a dropped connection, and acting on
- * it (a Name of "" or a missing ID) would be acting on a request nobody made.
+ * Parses a body that must be a JSON object. An empty body means `{}`, as in the Go plugin
+ * helpers: Capabilities or List probed by curl or a health check has nothing to send.
+ * Nothing is acted on by mistake: endpoints that need a Name or an ID refuse `{}` with
+ * their own error (schema.ts), before any work.
  */
 export function parseObject(text: string): Record<string, unknown> {
-  if (text.trim().length === 0) {
-    throw new PluginError("INVALID_REQUEST", "empty request body; nothing was done");
-  }
+  if (text.trim().length === 0) return {};
   let value: unknown;
   try {
     value = JSON.parse(text);

@@ -2,6 +2,7 @@ import { join } from "node:path";
 import { DEFAULTS, type ServeConfig } from "../config.ts";
 import { bridgeInheritedSocket, inheritedListenFd } from "./activation.ts";
 import { MAX_BODY_BYTES } from "./body.ts";
+import { drainBoundMs, Draining } from "./drain.ts";
 import { listenTcp } from "./tcp-listener.ts";
 import { listenUnix } from "./unix-listener.ts";
 
@@ -16,12 +17,15 @@ export interface Listener {
  * handed over (socket activation), or our own Unix socket.
  */
 export async function openListener(config: ServeConfig, fetch: (request: Request) => Response | Promise<Response>, gid: number): Promise<Listener> {
+  const draining = new Draining();
   const common = {
-    fetch,
+    fetch: draining.wrap(fetch),
+    draining,
     idleTimeoutSeconds: DEFAULTS.idleTimeoutSeconds,
     // Far above our own limit: our handler refuses a declared size over it without
     // reading the body, and counts chunked ones; Bun's own refusal carries no {"Err"}.
     maxRequestBodySize: MAX_BODY_BYTES * 1024,
+    drainMs: drainBoundMs(config.timeoutMs),
   };
   if (config.listen) {
     const tcp = listenTcp({ ...common, ...config.listen });
@@ -39,8 +43,13 @@ export async function openListener(config: ServeConfig, fetch: (request: Request
     return {
       address: `the socket inherited from systemd (fd ${inherited})`,
       async stop() {
-        await bridge.stop();
+        // Stop accepting first: new connections wait in the backlog of the socket systemd
+        // holds, for the next start. Then the server answers what is in flight and closes
+        // idle connections; the bridge ends each spliced connection as its server side ends.
+        const spliced = bridge.stopAccepting(common.drainMs);
+        await draining.begin();
         await inner.stop();
+        await spliced;
       },
     };
   }

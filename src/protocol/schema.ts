@@ -18,13 +18,13 @@ export interface WireVolume {
 
 /** `Name` must be present; its content is validated by the core. */
 export function nameOf(body: Record<string, unknown>): unknown {
-  if (!("Name" in body)) throw new PluginError("INVALID_REQUEST", "request has no Name; nothing was done");
+  if (!("Name" in body)) throw new PluginError("INVALID_REQUEST", "Name is required; nothing was done");
   return body.Name;
 }
 
 /** `ID` must be present for Mount and Unmount. */
 export function mountIdOf(body: Record<string, unknown>): unknown {
-  if (!("ID" in body)) throw new PluginError("INVALID_REQUEST", "request has no ID; nothing was done");
+  if (!("ID" in body)) throw new PluginError("INVALID_REQUEST", "ID is required; nothing was done");
   return body.ID;
 }
 

@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
+import { type Draining, drainServer } from "./drain.ts";
 
 export interface TcpListenOptions {
   /** `tcp://HOST:PORT`. */
@@ -11,6 +12,10 @@ export interface TcpListenOptions {
   fetch: (request: Request) => Response | Promise<Response>;
   idleTimeoutSeconds: number;
   maxRequestBodySize: number;
+  /** How long stop() lets requests in flight finish (ms). */
+  drainMs: number;
+  /** Marks replies during the stop; `fetch` must be wrapped by it. */
+  draining: Draining;
 }
 
 export interface TcpListener {
@@ -89,7 +94,8 @@ export function listenTcp(options: TcpListenOptions): TcpListener {
   return {
     url: `${tls ? "https" : "tcp"}://${shownHost}:${server.port}`,
     async stop() {
-      await server.stop();
+      await options.draining.begin();
+      await drainServer(server, options.drainMs);
     },
   };
 }

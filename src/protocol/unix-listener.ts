@@ -2,6 +2,7 @@ import { chmodSync, chownSync, lstatSync, mkdirSync, unlinkSync } from "node:fs"
 import { connect } from "node:net";
 import { dirname } from "node:path";
 import { errnoCode } from "../core/errors.ts";
+import { type Draining, drainServer } from "./drain.ts";
 
 /** sockaddr_un holds 108 bytes including the terminating NUL. */
 const MAX_SOCKET_PATH_BYTES = 107;
@@ -14,11 +15,15 @@ export interface UnixListenOptions {
   /** Seconds a connection may stay silent before it is closed. */
   idleTimeoutSeconds: number;
   maxRequestBodySize: number;
+  /** How long stop() lets requests in flight finish (ms). */
+  drainMs: number;
+  /** Marks replies during the stop; `fetch` must be wrapped by it. */
+  draining: Draining;
 }
 
 export interface UnixListener {
   readonly path: string;
-  /** Stops accepting, lets in-flight requests finish, removes the socket file. */
+  /** Removes the socket file (nobody new connects), lets in-flight requests finish within the drain bound. */
   stop(): Promise<void>;
 }
 
@@ -100,12 +105,13 @@ export async function listenUnix(options: UnixListenOptions): Promise<UnixListen
     async stop() {
       if (stopped) return;
       stopped = true;
-      await server.stop();
       try {
         unlinkSync(path);
       } catch (error) {
         if (errnoCode(error) !== "ENOENT") throw error;
       }
+      await options.draining.begin();
+      await drainServer(server, options.drainMs);
     },
   };
 }

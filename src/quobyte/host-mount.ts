@@ -27,7 +27,7 @@ export class HostMountError extends Error {
  */
 export async function ensureQuobyteMount(options: HostMountOptions): Promise<"already-mounted" | "mounted"> {
   const { path } = options;
-  const monitor = new MountMonitor(path, "quobyte", 5000, 0);
+  const monitor = new MountMonitor(path, "quobyte", 5000);
   const before = await monitor.check();
   if (before.state === "live") return "already-mounted";
 
@@ -61,7 +61,7 @@ export async function ensureQuobyteMount(options: HostMountOptions): Promise<"al
   const deadline = Date.now() + options.timeoutMs;
   let lastReport = Date.now();
   for (;;) {
-    const health = await new MountMonitor(path, "quobyte", 2000, 0).check();
+    const health = await new MountMonitor(path, "quobyte", 2000).check();
     if (health.state === "live") return "mounted";
     // mount.quobyte usually daemonizes: its exit status says whether mounting started.
     if (child.exitCode !== null && child.exitCode !== 0) {

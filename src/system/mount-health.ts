@@ -15,80 +15,117 @@ export interface MountHealth {
   checkedAt: number;
 }
 
+interface Probe {
+  /** performance.now() when the probe started: it may admit requests that arrived before. */
+  startedAt: number;
+  result: Promise<MountHealth>;
+}
+
 /**
- * Decides whether the host's single storage mount may be handed out. A stat of a frozen
- * FUSE mount never returns, so the probe runs with a deadline, at most one at a time:
- * while one is stuck, callers get "hung" at once instead of piling up threads that
- * would all block on the same mount.
+ * Decides whether the host's single storage mount may be handed out, for each request
+ * anew: a verdict reached before a request arrived may not admit it (the storage may
+ * have died since). Requests share a probe that started after they arrived (single
+ * flight), so a burst of Mounts costs one probe.
+ *
+ * A stat of a frozen FUSE mount never returns, so the probe runs with a deadline, at most
+ * one at a time: while one is stuck past its deadline, callers get "hung" at once instead
+ * of piling up threads that would all block on the same mount.
  */
 export class MountMonitor {
-  private inFlight: Promise<MountHealth> | undefined;
-  private inFlightSince = 0;
-  private last: MountHealth | undefined;
+  private inFlight: Probe | undefined;
+  /** The probe that starts when the one in flight ends; requests arriving meanwhile wait for it. */
+  private queued: Probe | undefined;
+  private last: { startedAt: number; health: MountHealth } | undefined;
 
   constructor(
     readonly path: string,
     readonly mode: MountCheckMode,
     private readonly probeTimeoutMs: number,
-    /** Answers younger than this are reused: Mount bursts need one probe, not many. */
-    private readonly cacheMs = 500,
     private readonly mountInfoFile = "/proc/self/mountinfo",
   ) {}
 
-  /** The most recent result without probing (for Status). */
+  /** The most recent result without probing (for Get, List and Status). */
   get lastHealth(): MountHealth | undefined {
-    return this.last;
+    return this.last?.health;
   }
 
-  /** Forgets a cached "live": an operation just saw the storage fail. */
+  /** Forgets a "live" verdict: an operation just saw the storage fail. */
   invalidate(): void {
-    if (this.last?.state === "live") this.last = undefined;
+    if (this.last?.health.state === "live") this.last = undefined;
   }
 
-  /** `fresh` skips the cached answer: for rare operations that write (Create). */
-  async check(options: { fresh?: boolean } = {}): Promise<MountHealth> {
-    const now = Date.now();
-    if (!options.fresh && this.last && this.last.state === "live" && now - this.last.checkedAt < this.cacheMs) return this.last;
-    if (this.inFlight && now - this.inFlightSince >= this.probeTimeoutMs) return this.hung(now);
-    if (!this.inFlight) {
-      this.inFlightSince = now;
-      this.inFlight = this.probe().then(
-        (health) => {
-          this.inFlight = undefined;
-          this.last = health;
-          return health;
-        },
-        (error: unknown) => {
-          this.inFlight = undefined;
-          const health: MountHealth = { state: "dead", detail: `${this.path}: ${String(error)}`, checkedAt: Date.now() };
-          this.last = health;
-          return health;
-        },
-      );
-    }
-    const remaining = this.probeTimeoutMs - (now - this.inFlightSince);
+  /**
+   * The storage's health as seen by a probe that started at or after `arrivedAt`
+   * (performance.now() when the request arrived); answers within the probe deadline.
+   */
+  async check(arrivedAt = performance.now()): Promise<MountHealth> {
+    if (this.last && this.last.startedAt >= arrivedAt) return this.last.health;
+    const now = performance.now();
+    const running = this.inFlight;
+    // Still stuck past its deadline: the storage hangs now, whenever that probe began.
+    if (running && now - running.startedAt >= this.probeTimeoutMs) return this.hung(running.startedAt);
+    const joined = running !== undefined && running.startedAt >= arrivedAt;
+    const probe = joined ? running : running ? this.queuedAfter(running) : this.start();
+    // A joined probe keeps its own deadline; a new or queued one gets a full one from now
+    // (a queued probe waits for the running one, but the caller never waits past this).
+    const remaining = this.probeTimeoutMs - (joined ? now - running.startedAt : 0);
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<MountHealth>((resolve) => {
-      timer = setTimeout(() => resolve(this.hung(Date.now())), remaining);
+      timer = setTimeout(() => resolve(this.hung(probe.startedAt)), Math.max(0, remaining));
     });
     try {
-      return await Promise.race([this.inFlight, timeout]);
+      return await Promise.race([probe.result, timeout]);
     } finally {
       clearTimeout(timer);
     }
   }
 
-  private hung(now: number): MountHealth {
+  private start(): Probe {
+    const startedAt = performance.now();
+    const result = this.probe().catch(
+      (error: unknown): MountHealth => ({ state: "dead", detail: `${this.path}: ${String(error)}`, checkedAt: Date.now() }),
+    );
+    const probe: Probe = { startedAt, result };
+    this.inFlight = probe;
+    void result.then((health) => {
+      if (this.inFlight === probe) this.inFlight = undefined;
+      if (!this.last || this.last.startedAt <= startedAt) this.last = { startedAt, health };
+    });
+    return probe;
+  }
+
+  /** One probe for everyone who arrived after `running` began; it starts when `running` ends. */
+  private queuedAfter(running: Probe): Probe {
+    if (this.queued) return this.queued;
+    let begin!: (probe: Probe) => void;
+    const started = new Promise<Probe>((resolve) => (begin = resolve));
+    const queued: Probe = {
+      // Replaced by the real start; until then, a lower bound of it for the "hung" verdict.
+      startedAt: performance.now(),
+      result: started.then((probe) => probe.result),
+    };
+    this.queued = queued;
+    void running.result.then(() => {
+      this.queued = undefined;
+      const probe = this.start();
+      queued.startedAt = probe.startedAt;
+      begin(probe);
+    });
+    return queued;
+  }
+
+  private hung(startedAt: number): MountHealth {
     const health: MountHealth = {
       state: "hung",
       detail: `${this.path} did not answer within ${this.probeTimeoutMs} ms (frozen or unreachable storage)`,
-      checkedAt: now,
+      checkedAt: Date.now(),
     };
-    this.last = health;
+    if (!this.last || this.last.startedAt <= startedAt) this.last = { startedAt, health };
     return health;
   }
 
-  private async probe(): Promise<MountHealth> {
+  /** One look at the storage; protected so a test can count and pace probes. */
+  protected async probe(): Promise<MountHealth> {
     const checkedAt = Date.now();
     if (this.mode !== "none") {
       const entry = await mountAt(this.path, this.mountInfoFile);

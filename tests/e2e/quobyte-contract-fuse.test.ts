@@ -22,7 +22,7 @@ runBackendContract({
     await mkdir(mnt);
     const bind = await runArgv(["bindfs", "-o", "fsname=quobyte@registry:7861/,subtype=quobyte,attr_timeout=0,entry_timeout=0,negative_timeout=0", h.mount, mnt]);
     if (bind.code !== 0) throw new Error(`bindfs: ${bind.stderr}`);
-    const options = () => ({ mountPath: mnt, monitor: new MountMonitor(mnt, "quobyte", 2000, 0) });
+    const options = () => ({ mountPath: mnt, monitor: new MountMonitor(mnt, "quobyte", 2000) });
     return {
       backend: h.newBackend(options()),
       root: mnt,

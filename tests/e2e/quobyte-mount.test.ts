@@ -55,7 +55,7 @@ describe("mount-all and the mount check on a FUSE stand-in", () => {
     expect(first.stdout).toContain("now a live Quobyte mount");
     expect(readFileSync(join(dir, "args"), "utf8").trim().split("\n")).toEqual(["-o", "user_xattr", "registry.example:7861/", mnt]);
     expect((await mountAt(mnt))?.fsType).toBe("fuse.quobyte");
-    expect((await new MountMonitor(mnt, "quobyte", 2000, 0).check()).state).toBe("live");
+    expect((await new MountMonitor(mnt, "quobyte", 2000).check()).state).toBe("live");
 
     const again = await mountAll();
     expect(again.code).toBe(0);
@@ -66,19 +66,19 @@ describe("mount-all and the mount check on a FUSE stand-in", () => {
   test("a dead client (ENOTCONN) is detected, lazily unmounted and mounted again", async () => {
     expect((await mountAll()).code).toBe(0);
     process.kill(bindfsPid(), "SIGKILL");
-    const health = await new MountMonitor(mnt, "quobyte", 2000, 0).check();
+    const health = await new MountMonitor(mnt, "quobyte", 2000).check();
     expect(health.state).toBe("dead");
     expect(health.detail).toContain("ENOTCONN");
 
     const remount = await mountAll();
     expect(remount.code).toBe(0);
     expect(remount.stderr).toContain("unmounting it lazily");
-    expect((await new MountMonitor(mnt, "quobyte", 2000, 0).check()).state).toBe("live");
+    expect((await new MountMonitor(mnt, "quobyte", 2000).check()).state).toBe("live");
   });
 
   test("a frozen client makes the check answer 'hung' within its deadline, and at once while it stays frozen", async () => {
     expect((await mountAll()).code).toBe(0);
-    const monitor = new MountMonitor(mnt, "quobyte", 500, 0);
+    const monitor = new MountMonitor(mnt, "quobyte", 500);
     expect((await monitor.check()).state).toBe("live");
     const pid = bindfsPid();
     process.kill(pid, "SIGSTOP");
@@ -115,11 +115,11 @@ describe("mount-all and the mount check on a FUSE stand-in", () => {
   });
 
   test("a plain directory or another filesystem is not a Quobyte mount", async () => {
-    expect((await new MountMonitor(mnt, "quobyte", 2000, 0).check()).state).toBe("not-mounted");
+    expect((await new MountMonitor(mnt, "quobyte", 2000).check()).state).toBe("not-mounted");
     const bind = await runArgv(["bindfs", source, mnt]);
     expect(bind.code).toBe(0);
-    expect((await new MountMonitor(mnt, "quobyte", 2000, 0).check()).state).toBe("wrong-filesystem");
-    expect((await new MountMonitor(mnt, "mountpoint", 2000, 0).check()).state).toBe("live");
+    expect((await new MountMonitor(mnt, "quobyte", 2000).check()).state).toBe("wrong-filesystem");
+    expect((await new MountMonitor(mnt, "mountpoint", 2000).check()).state).toBe("live");
     expect(existsSync(mnt)).toBe(true);
   });
 });

@@ -24,11 +24,13 @@ import {
   suiteSeed,
   waitServing,
 } from "./support.ts";
+import { CRASH_AT_ENV } from "../../src/system/crash-point.ts";
 import {
   checkCleanSigterm,
   checkMarkers,
   checkMountCount,
   checkRemoveOfHeldRefused,
+  checkWholeOrGone,
   isKeeper,
   runUnderKills,
   unmountAndRemoveAll,
@@ -328,7 +330,7 @@ describe("SIGKILL at chosen syscalls (strace fault injection)", () => {
     [1, "at the rename of its 'removing' mark"],
     [2, "after marking it 'removing', at the rename of its data into the trash"],
   ] as const) {
-    test(`a Remove killed ${step} is finished by the next Remove, and blocks Mount meanwhile`, async () => {
+    test(`a Remove killed ${step} leaves the volume whole, or finishes it at the next start`, async () => {
       await suite.startServing().then(async ({ child }) => {
         const conn = new EngineConn(suite.layout.socket);
         expect(isOk((await conn.call("VolumeDriver.Create", { Name: "half", Opts: { mode: "0750" } })) as Outcome)).toBe(true);
@@ -348,15 +350,18 @@ describe("SIGKILL at chosen syscalls (strace fault injection)", () => {
       const admin = new EngineConn(suite.layout.socket);
       const got = await must(admin, "VolumeDriver.Get", { Name: "half" });
       const inv = inventory(suite.layout.root);
-      expect(inv.entries.get("half")).toBe("dir");
       if (when === 1) {
         // Nothing happened yet: the volume is intact and usable.
+        expect(inv.entries.get("half")).toBe("dir");
         expect(got.json.Volume.Status.state).toBeUndefined();
         expect(await readFile(join(suite.layout.root, "half", "data"), "utf8")).toBe("precious");
       } else {
-        expect(got.json.Volume.Status.state).toBe("removing");
+        // The Remove was decided ("removing" is on disk): the start finished it.
+        expect(errCode(got.json)).toBe("VOLUME_NOT_FOUND");
+        expect(inv.entries.has("half")).toBe(false);
+        expect(inv.metadata.has("half")).toBe(false);
         const mount = await must(admin, "VolumeDriver.Mount", { Name: "half", ID: "a".repeat(64) });
-        expect(errCode(mount.json)).toBeDefined();
+        expect(errCode(mount.json)).toBe("VOLUME_NOT_FOUND");
       }
       expect(isOk((await admin.call("VolumeDriver.Remove", { Name: "half" })) as Outcome)).toBe(true);
       expect((await must(admin, "VolumeDriver.List", {})).json.Volumes).toEqual([]);
@@ -366,6 +371,49 @@ describe("SIGKILL at chosen syscalls (strace fault injection)", () => {
       expect([...done.metadata.keys()]).toEqual([]);
       expect(done.trash).toEqual([]);
       console.log(`[kill-injection] Remove killed at rename #${when}: temp files left in the metadata dir: ${done.metadataTemp.length}`);
+    }, 30_000);
+  }
+});
+
+describe("SIGKILL between the steps of Remove (test-only crash points)", () => {
+  for (const point of ["posix-remove:marked", "posix-remove:trashed"] as const) {
+    test(`killed at ${point}: after the restart the volume is gone, not listed and empty-handed`, async () => {
+      const { layout } = suite;
+      const first = await suite.startServing();
+      const conn = new EngineConn(layout.socket);
+      expect(isOk((await conn.call("VolumeDriver.Create", { Name: "half", Opts: null })) as Outcome)).toBe(true);
+      await writeFile(join(layout.root, "half", "data"), "x".repeat(1 << 20));
+      conn.close();
+      expect(await children.stop(first.child, "SIGTERM")).toBe(0);
+
+      const armed = children.spawn(serveArgv(layout), { cwd: suite.cwd, env: { ...process.env, [CRASH_AT_ENV]: point } });
+      await waitServing(children, armed, layout.socket);
+      const cutConn = new EngineConn(layout.socket);
+      expect(await cutConn.call("VolumeDriver.Remove", { Name: "half" })).toMatchObject({ kind: "cut" });
+      cutConn.close();
+      await armed.exited;
+      expect(armed.signalCode).toBe("SIGKILL");
+
+      await suite.startServing();
+      const problems: string[] = [];
+      await checkWholeOrGone(layout.socket, ["half"], `after a kill at ${point}`, problems);
+      expect(problems).toEqual([]);
+      const admin = new EngineConn(layout.socket);
+      try {
+        expect(errCode((await must(admin, "VolumeDriver.Get", { Name: "half" })).json)).toBe("VOLUME_NOT_FOUND");
+        expect((await must(admin, "VolumeDriver.List", {})).json.Volumes).toEqual([]);
+        const deadline = performance.now() + 10_000;
+        while (inventory(layout.root).trash.length > 0 && performance.now() < deadline) await sleep(20);
+        const inv = inventory(layout.root);
+        expect([...inv.entries.keys()]).toEqual([]);
+        expect([...inv.metadata.keys()]).toEqual([]);
+        expect(inv.trash).toEqual([]);
+        // The name is free again: a Create makes a fresh, empty volume.
+        expect(isOk((await admin.call("VolumeDriver.Create", { Name: "half", Opts: null })) as Outcome)).toBe(true);
+        expect(readdirSync(join(layout.root, "half"))).toEqual([]);
+      } finally {
+        admin.close();
+      }
     }, 30_000);
   }
 });

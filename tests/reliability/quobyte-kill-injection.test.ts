@@ -11,6 +11,7 @@
 import { afterAll, afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { CRASH_AT_ENV, type CrashPoint } from "../../src/system/crash-point.ts";
 import { DEFAULT_USER, type FakeQuobyte, type FakeQuobyteOptions, type FakeVolume, startFakeQuobyte } from "../support/fake-quobyte.ts";
 import { makeTempDir, removeTempDir } from "../support/tmp.ts";
 import {
@@ -33,6 +34,7 @@ import {
   checkMarkers,
   checkMountCount,
   checkRemoveOfHeldRefused,
+  checkWholeOrGone,
   runUnderKills,
   show,
   unmountAndRemoveAll,
@@ -112,7 +114,8 @@ function childEnv(): Record<string, string | undefined> {
   return env;
 }
 
-async function startServing(): Promise<{ child: Child; ms: number }> {
+/** `crashAt` arms a test-only crash point (src/system/crash-point.ts). */
+async function startServing(crashAt?: CrashPoint): Promise<{ child: Child; ms: number }> {
   const argv = [
     BINARY,
     "serve",
@@ -131,7 +134,8 @@ async function startServing(): Promise<{ child: Child; ms: number }> {
     "--log-format",
     "json",
   ];
-  const child = children.spawn(argv, { cwd: layout.cwd, env: childEnv() });
+  const env = crashAt === undefined ? childEnv() : { ...childEnv(), [CRASH_AT_ENV]: crashAt };
+  const child = children.spawn(argv, { cwd: layout.cwd, env });
   const ms = await waitServing(children, child, layout.socket);
   return { child, ms };
 }
@@ -369,7 +373,7 @@ describe("quobyte backend: SIGKILL at random points under a concurrent engine wo
       expect(staleReplaced).toBe(KILLS);
       expect(problems).toEqual([]);
     },
-    90_000,
+    240_000,
   );
 });
 
@@ -936,4 +940,41 @@ describe("quobyte backend: deterministic failure windows", () => {
       conn.close();
     }
   }, 30_000);
+});
+
+describe("quobyte backend: SIGKILL between the steps of Remove (test-only crash points)", () => {
+  for (const point of ["quobyte-remove:marked", "quobyte-remove:deleted"] as const) {
+    test(`killed at ${point}: after the restart the volume is gone from Get, List and the API`, async () => {
+      const api = await startFake();
+      const first = await startServing();
+      const conn = new EngineConn(layout.socket);
+      expect(isOk(await conn.call("VolumeDriver.Create", { Name: "half", Opts: null }))).toBe(true);
+      conn.close();
+      expect(await children.stop(first.child, "SIGTERM")).toBe(0);
+
+      const armed = await startServing(point);
+      const cutConn = new EngineConn(layout.socket);
+      expect((await cutConn.call("VolumeDriver.Remove", { Name: "half" })).kind).toBe("cut");
+      cutConn.close();
+      await armed.child.exited;
+      expect(armed.child.signalCode).toBe("SIGKILL");
+
+      await startServing();
+      const problems: string[] = [];
+      await checkWholeOrGone(layout.socket, ["half"], `after a kill at ${point}`, problems);
+      expect(problems).toEqual([]);
+      const admin = new EngineConn(layout.socket);
+      try {
+        expect(errCode((await must(admin, "VolumeDriver.Get", { Name: "half" })).json)).toBe("VOLUME_NOT_FOUND");
+        expect((await must(admin, "VolumeDriver.List", {})).json.Volumes).toEqual([]);
+        // The start finished the decided Remove: the API volume and the record are gone.
+        expect(api.volumes()).toEqual([]);
+        expect([...readMetadata(layout.meta).files.keys()]).toEqual([]);
+        expect(isOk(await admin.call("VolumeDriver.Create", { Name: "half", Opts: null }))).toBe(true);
+        expect(api.volumes().map((v) => v.name)).toEqual(["half"]);
+      } finally {
+        admin.close();
+      }
+    }, 30_000);
+  }
 });

@@ -476,6 +476,15 @@ export class RawConn {
   }
 }
 
+/** One request as dockerd's plugin client writes it (see EngineConn). */
+export function engineRequest(method: string, payload: Uint8Array): Buffer {
+  const head =
+    `POST /${method} HTTP/1.1\r\nHost:\r\nUser-Agent: Go-http-client/1.1\r\n` +
+    `Content-Length: ${payload.byteLength}\r\nAccept: application/vnd.docker.plugins.v1.2+json\r\n` +
+    "Accept-Encoding: gzip\r\n\r\n";
+  return Buffer.concat([Buffer.from(head), payload]);
+}
+
 /**
  * A client shaped like dockerd's plugin client (POST, empty Host, no Content-Type, the
  * v1.2 Accept header, JSON with a trailing newline, one keep-alive connection), which
@@ -499,11 +508,7 @@ export class EngineConn {
   }
 
   async raw(method: string, payload: Uint8Array): Promise<Outcome> {
-    const head =
-      `POST /${method} HTTP/1.1\r\nHost:\r\nUser-Agent: Go-http-client/1.1\r\n` +
-      `Content-Length: ${payload.byteLength}\r\nAccept: application/vnd.docker.plugins.v1.2+json\r\n` +
-      "Accept-Encoding: gzip\r\n\r\n";
-    const out = await this.conn.exchange(Buffer.concat([Buffer.from(head), payload]), { timeoutMs: this.replyTimeoutMs });
+    const out = await this.conn.exchange(engineRequest(method, payload), { timeoutMs: this.replyTimeoutMs });
     switch (out.kind) {
       case "unsent":
         return out;

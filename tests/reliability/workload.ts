@@ -118,15 +118,35 @@ export class Workload {
   /** Errors with codes that do not prove "nothing was done", by message (names masked). */
   readonly otherErrors = new Map<string, number>();
   readonly names: readonly string[];
+  /** Closed while the kill loop inspects a restarted plugin: clients wait before their next request. */
+  private gate: Promise<void> | undefined;
+  private running = 0;
+  private parked = 0;
 
   constructor(readonly config: WorkloadConfig) {
     this.names = config.names;
+  }
+
+  /**
+   * Holds every client before its next request and resolves once all are held (their
+   * requests in flight are over), so what the plugin reports can be checked against the
+   * disk without a client changing it meanwhile. Call the returned function to go on.
+   */
+  async pause(): Promise<() => void> {
+    let open!: () => void;
+    this.gate = new Promise((resolve) => (open = resolve));
+    while (this.parked < this.running) await sleep(1);
+    return () => {
+      this.gate = undefined;
+      open();
+    };
   }
 
   async client(c: number, rng: Rng): Promise<void> {
     const conn = new EngineConn(this.config.socket, 20_000);
     const mine: Pair[] = [];
     let seq = 0;
+    this.running++;
     try {
       while (!this.stopping) {
         let kind = rng.weighted<Kind>(this.config.weights);
@@ -166,6 +186,11 @@ export class Workload {
             body = { Name: name };
         }
 
+        while (this.gate) {
+          this.parked++;
+          await this.gate;
+          this.parked--;
+        }
         const start = performance.now();
         // The engine unmounts only what it mounted; from here on the pair may drop to 0.
         let closedHold = false;
@@ -251,6 +276,7 @@ export class Workload {
         }
       }
     } finally {
+      this.running--;
       conn.close();
       for (const p of mine) {
         if (p.heldSince !== undefined) {
@@ -365,9 +391,15 @@ export async function runUnderKills(options: {
       // SIGKILL leaves the socket file behind; the next start must replace it.
       if (lstatSync(socket).isSocket()) staleReplaced++;
       options.afterKill?.(k);
-      const started = await options.startServing();
-      child = started.child;
-      restartMs.push(started.ms);
+      const resume = await work.pause();
+      try {
+        const started = await options.startServing();
+        child = started.child;
+        restartMs.push(started.ms);
+        await checkWholeOrGone(socket, work.names, `after restart ${k}`, work.violations);
+      } finally {
+        resume();
+      }
     }
   } finally {
     // Also when a restart fails: the clients must not outlive the test.
@@ -376,6 +408,37 @@ export async function runUnderKills(options: {
   }
   await children.stop(child, "SIGKILL");
   return { restartMs, staleReplaced };
+}
+
+/**
+ * Every volume is whole or gone: each one List or Get reports has its Mountpoint as a
+ * directory (a Remove cut by a crash must not leave a volume whose data is in the trash).
+ */
+export async function checkWholeOrGone(socket: string, names: readonly string[], when: string, problems: string[]): Promise<void> {
+  const conn = new EngineConn(socket);
+  const reported = new Map<string, unknown>();
+  try {
+    for (const volume of (await must(conn, "VolumeDriver.List", {})).json.Volumes as { Name: string; Mountpoint: unknown }[]) {
+      reported.set(`List ${volume.Name}`, volume.Mountpoint);
+    }
+    for (const name of names) {
+      const got = await must(conn, "VolumeDriver.Get", { Name: name });
+      if (got.json.Volume) reported.set(`Get ${name}`, got.json.Volume.Mountpoint);
+      else if (errCode(got.json) !== "VOLUME_NOT_FOUND") problems.push(`${when}: Get ${name}: ${got.text}`);
+    }
+  } finally {
+    conn.close();
+  }
+  for (const [what, mountpoint] of reported) {
+    let kind = "missing";
+    try {
+      const info = lstatSync(String(mountpoint));
+      kind = info.isDirectory() ? "dir" : info.isSymbolicLink() ? "symlink" : "file";
+    } catch {
+      // missing
+    }
+    if (kind !== "dir") problems.push(`${when}: ${what} reports Mountpoint ${JSON.stringify(mountpoint)}, which is ${kind}`);
+  }
 }
 
 /**

@@ -4,6 +4,7 @@ import { errnoCode, messageOf, PluginError } from "../../core/errors.ts";
 import type { Backend, Scope, StorageHealth, VolumeOptions, VolumeRecord, VolumeSummary } from "../../core/types.ts";
 import type { MountMonitor } from "../../system/mount-health.ts";
 import { hostIdentity, syncDirectory } from "../../system/atomic-file.ts";
+import { crashPoint } from "../../system/crash-point.ts";
 import { MetadataStore, requireRealDirectory } from "../metadata-store.ts";
 import { type Ownership, parseOwnership, POSIX_OPTION_NAMES } from "./options.ts";
 import { isInterruptedCreate, type PosixVolumeMeta } from "./volume-meta.ts";
@@ -83,6 +84,7 @@ export class PosixBackend implements Backend {
       await this.rollBackInterruptedCreates();
       await mkdir(this.trashDir, { mode: 0o700 }).catch(ignoreExists);
       await requireRealDirectory(this.trashDir);
+      await this.rollForwardInterruptedRemoves();
       // Leftovers of interrupted removals are deleted in the background: a large one
       // must not delay the socket, and a failure is simply retried at the next start.
       this.trashSweep = this.emptyTrash().catch(() => {});
@@ -108,6 +110,20 @@ export class PosixBackend implements Backend {
     }
   }
 
+  /**
+   * A "removing" record is a Remove that was decided: finish it, whoever's it was (on a
+   * shared root another host's crashed Remove is finished here; two hosts finishing one
+   * Remove is harmless, the rename moves the data once). Get and List never show such a
+   * volume, so one that cannot be finished now stays hidden until a later Remove, Create
+   * or start finishes it.
+   */
+  private async rollForwardInterruptedRemoves(): Promise<void> {
+    for (const [name, meta] of this.meta.entries()) {
+      if (meta.state !== "removing") continue;
+      await this.finishRemove(name).catch(() => {});
+    }
+  }
+
   /** Deletes what interrupted removals left in the trash. */
   private async emptyTrash(): Promise<void> {
     for (const entry of await readdir(this.trashDir)) {
@@ -119,9 +135,9 @@ export class PosixBackend implements Backend {
     return join(this.root, name);
   }
 
-  async create(name: string, options: VolumeOptions): Promise<void> {
+  async create(name: string, options: VolumeOptions, arrivedAt = performance.now()): Promise<void> {
     const ownership = await parseOwnership(options, name);
-    await this.requireLive(name, { fresh: true });
+    await this.requireLive(name, arrivedAt);
     await this.watchStorage(this.createChecked(name, options, ownership));
   }
 
@@ -179,27 +195,42 @@ export class PosixBackend implements Backend {
     }
   }
 
+  /**
+   * Records the decision ("removing"), moves the data into the trash, forgets the volume.
+   * From the record on the volume is gone for Get and List, and a crash is rolled
+   * forward at start; a Remove that fails before the data moved puts the record back,
+   * so the volume stays whole and listed.
+   */
   async remove(name: string): Promise<void> {
     const existing = await this.meta.read(name);
     if (!existing) return;
     if (existing.state !== "removing") await this.meta.write(name, { ...existing, state: "removing" });
-    await this.finishRemove(name);
+    crashPoint("posix-remove:marked");
+    await this.finishRemove(name, existing.state === "ready" ? existing : undefined);
   }
 
   /** Moves the data into the trash, forgets the volume, then deletes the data. */
-  private async finishRemove(name: string): Promise<void> {
-    // The trash must still be ours: a symlink swapped in would carry the data out of the root.
-    await requireRealDirectory(join(this.root, CONTROL_DIR));
-    await requireRealDirectory(this.trashDir);
+  private async finishRemove(name: string, restoreOnFailure?: PosixVolumeMeta): Promise<void> {
     const trashed = join(this.trashDir, crypto.randomUUID());
-    let moved = true;
+    let moved = false;
     try {
+      // The trash must still be ours: a symlink swapped in would carry the data out of the root.
+      await requireRealDirectory(join(this.root, CONTROL_DIR));
+      await requireRealDirectory(this.trashDir);
       await rename(this.pathOf(name), trashed);
+      moved = true;
       await syncDirectory(this.root);
     } catch (error) {
-      if (errnoCode(error) !== "ENOENT") throw backendError(`cannot remove ${this.pathOf(name)}`, error, name);
-      moved = false;
+      // The data went already (by a crashed Remove, or another host): only the record is left.
+      const alreadyGone = !moved && errnoCode(error) === "ENOENT";
+      if (!alreadyGone) {
+        // Only data still in place may be handed back; moved data stays "removing", hidden.
+        if (!moved && restoreOnFailure) await this.meta.write(name, restoreOnFailure).catch(() => {});
+        if (error instanceof PluginError) throw error;
+        throw backendError(`cannot remove ${this.pathOf(name)}`, error, name);
+      }
     }
+    crashPoint("posix-remove:trashed");
     await this.meta.delete(name);
     if (moved) {
       try {
@@ -229,30 +260,26 @@ export class PosixBackend implements Backend {
         stale = true;
       }
     }
-    if (!meta || meta.state === "creating") return undefined;
+    // A "creating" volume is not one yet, a "removing" one is one no more (its data may be in the trash).
+    if (meta?.state !== "ready") return undefined;
     const status: Record<string, unknown> = { backend: this.kind, options: meta.options };
     if (stale) status.storage = "not responding; showing the last known state";
-    if (meta.state !== "ready") status.state = meta.state;
     return { name, mountpoint: this.pathOf(name), createdAt: meta.createdAt, status };
   }
 
   async list(): Promise<VolumeSummary[]> {
     const out: VolumeSummary[] = [];
-    for (const [name, meta] of this.meta.entries()) if (meta.state !== "creating") out.push({ name, mountpoint: this.pathOf(name) });
+    for (const [name, meta] of this.meta.entries()) if (meta.state === "ready") out.push({ name, mountpoint: this.pathOf(name) });
     return out;
   }
 
-  async prepareMount(name: string): Promise<string> {
-    await this.requireLive(name);
+  async prepareMount(name: string, arrivedAt = performance.now()): Promise<string> {
+    await this.requireLive(name, arrivedAt);
     return this.watchStorage(this.prepareMountChecked(name));
   }
 
   private async prepareMountChecked(name: string): Promise<string> {
-    // The driver's inspect just read it, under the same lock.
-    const meta = this.meta.cached(name);
-    if (meta?.state === "removing") {
-      throw new PluginError("BACKEND_FAILED", `volume ${JSON.stringify(name)} is being removed`, { volume: name });
-    }
+    // The driver's inspect just read the record under the same lock: the volume is "ready".
     await this.requireVolumeDirectory(name);
     return this.pathOf(name);
   }
@@ -265,9 +292,9 @@ export class PosixBackend implements Backend {
     return this.monitor ? this.monitor.check() : { state: "live", detail: `${this.root} (not probed)` };
   }
 
-  private async requireLive(volume: string, options: { fresh?: boolean } = {}): Promise<void> {
+  private async requireLive(volume: string, arrivedAt: number): Promise<void> {
     if (!this.monitor) return;
-    const health = await this.monitor.check(options);
+    const health = await this.monitor.check(arrivedAt);
     if (health.state !== "live") throw new PluginError("BACKEND_FAILED", health.detail, { volume });
   }
 

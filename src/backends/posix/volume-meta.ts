@@ -10,8 +10,8 @@ export interface PosixVolumeMeta {
   options: Record<string, string>;
   /**
    * "creating" is written before the directory, "removing" before it is moved away: an
-   * interrupted Create or Remove is then known and finished by the next Create or Remove.
-   * A "creating" volume is not a volume yet: Get and List do not show it.
+   * interrupted Create is rolled back at start, an interrupted Remove finished (at start,
+   * or by the next Create or Remove). Only a "ready" volume is one for Get and List.
    */
   state: "creating" | "ready" | "removing";
   /** Who is creating it, so that a crashed creator's leftover can be told from one in flight. */

@@ -6,6 +6,7 @@ import type { Backend, ProbeResult, StorageHealth, VolumeOptions, VolumeRecord, 
 import type { Logger } from "../../logging.ts";
 import type { QuobyteApi, Tenant } from "../../quobyte/api.ts";
 import type { MountMonitor } from "../../system/mount-health.ts";
+import { crashPoint } from "../../system/crash-point.ts";
 import { MetadataStore } from "../metadata-store.ts";
 import { fixedUserEntry, parseQuobyteOptions, QUOBYTE_OPTION_NAMES, type RemovePolicy } from "./options.ts";
 import { classifyApiFailure } from "./api-health.ts";
@@ -23,8 +24,9 @@ interface QuobyteVolumeMeta {
   fixedUser?: string;
   fixedGroup?: string;
   /**
-   * Written before the API is asked to delete the volume: a Remove cut off by a crash is
-   * then known, finished by the next Remove or Create, and never mounted meanwhile.
+   * Written before the API is asked to delete the volume: the Remove was decided. From
+   * then on Get and List do not show the volume (its API volume may be gone already), and
+   * a Remove cut off by a crash is finished at start, or by the next Remove or Create.
    */
   state?: "removing";
 }
@@ -77,6 +79,7 @@ export class QuobyteBackend implements Backend {
 
   async init(): Promise<void> {
     await this.meta.init();
+    await this.rollForwardInterruptedRemoves();
     try {
       await this.tenant(this.options.tenant);
     } catch (error) {
@@ -86,6 +89,23 @@ export class QuobyteBackend implements Backend {
         throw new PluginError("BACKEND_FAILED", `${error.message}; set QUOBYTE_TENANT_ID or --tenant-id to an existing tenant`);
       }
       this.options.log.warn(`cannot resolve tenant ${JSON.stringify(this.options.tenant)} yet: ${messageOf(error)}`);
+    }
+  }
+
+  /**
+   * Finishes Removes that a crash cut short. The API may be away at start: then the
+   * first failure ends the attempt (one timeout, not one per volume), and the records
+   * stay hidden until a later Remove, Create or start finishes them.
+   */
+  private async rollForwardInterruptedRemoves(): Promise<void> {
+    for (const [name, meta] of this.meta.entries()) {
+      if (meta.state !== "removing") continue;
+      try {
+        await this.finishRemove(name, meta);
+      } catch (error) {
+        this.options.log.warn(`cannot finish the interrupted removal of ${name} yet: ${messageOf(error)}`);
+        return;
+      }
     }
   }
 
@@ -114,7 +134,7 @@ export class QuobyteBackend implements Backend {
     }
   }
 
-  async create(name: string, options: VolumeOptions): Promise<void> {
+  async create(name: string, options: VolumeOptions, arrivedAt = performance.now()): Promise<void> {
     const spec = parseQuobyteOptions(options, name);
     if (Buffer.byteLength(fixedUserEntry(name, spec.fixedUser, spec.fixedGroup)) > NAME_MAX_BYTES) {
       throw new PluginError("INVALID_OPTION", `fixed_user/fixed_group make the mount path entry of ${JSON.stringify(name)} longer than ${NAME_MAX_BYTES} bytes`, {
@@ -124,7 +144,7 @@ export class QuobyteBackend implements Backend {
     const existing = await this.meta.read(name);
     if (existing?.state === "removing") await this.finishRemove(name, existing);
     else if (existing) return;
-    await this.requireLiveMount(name, { fresh: true });
+    await this.requireLiveMount(name, arrivedAt);
     const tenant = await this.tenant(spec.tenant ?? this.options.tenant, name);
     const uuid = await provisionVolume({
       api: this.options.api,
@@ -154,15 +174,22 @@ export class QuobyteBackend implements Backend {
     const meta = await this.meta.read(name);
     if (!meta) return;
     if (meta.onRemove !== "keep" && meta.state !== "removing") await this.meta.write(name, { ...meta, state: "removing" });
-    await this.finishRemove(name, meta);
+    crashPoint("quobyte-remove:marked");
+    await this.finishRemove(name, meta, meta.state === "removing" ? undefined : meta);
   }
 
-  /** Deletes (or erases) the API volume if it is still ours, then forgets it. */
-  private async finishRemove(name: string, meta: QuobyteVolumeMeta): Promise<void> {
+  /**
+   * Deletes (or erases) the API volume if it is still ours, then forgets it. When the API
+   * cannot even be asked, nothing was deleted: `restoreOnFailure` is put back, so the
+   * volume stays whole and listed. A failed delete call may have been carried out and
+   * keeps the "removing" record.
+   */
+  private async finishRemove(name: string, meta: QuobyteVolumeMeta, restoreOnFailure?: QuobyteVolumeMeta): Promise<void> {
     if (meta.onRemove !== "keep") {
       const api = this.options.api;
       // Resolve in the volume's own tenant: the name may have been reused since.
-      const current = await api.resolveVolume(name, meta.tenantId).catch((error: unknown) => {
+      const current = await api.resolveVolume(name, meta.tenantId).catch(async (error: unknown) => {
+        if (restoreOnFailure) await this.meta.write(name, restoreOnFailure).catch(() => {});
         throw apiError(error, name);
       });
       if (current !== undefined && current !== meta.uuid) {
@@ -172,6 +199,7 @@ export class QuobyteBackend implements Backend {
         await call.catch((error: unknown) => {
           throw apiError(error, name);
         });
+        crashPoint("quobyte-remove:deleted");
       }
     }
     await this.meta.delete(name);
@@ -180,7 +208,7 @@ export class QuobyteBackend implements Backend {
 
   async inspect(name: string): Promise<VolumeRecord | undefined> {
     const meta = await this.meta.read(name);
-    if (!meta) return undefined;
+    if (!meta || meta.state === "removing") return undefined;
     await this.usage.fresh();
     const usage = this.usage.get(meta.uuid);
     const status: Record<string, unknown> = {
@@ -191,29 +219,28 @@ export class QuobyteBackend implements Backend {
       onRemove: meta.onRemove,
       mount: this.options.monitor.lastHealth?.state ?? "unknown",
     };
-    if (meta.state) status.state = meta.state;
     if (usage?.quotaBytes !== undefined) status.quotaBytes = usage.quotaBytes;
     if (usage?.usedBytes !== undefined) status.usedBytes = usage.usedBytes;
     return { name, mountpoint: this.mountpointOf(name, meta), createdAt: meta.createdAt, status };
   }
 
   async list(): Promise<VolumeSummary[]> {
-    const names = new Set(this.meta.entries().map(([name]) => name));
+    const entries = this.meta.entries();
+    const names = new Set(entries.filter(([, meta]) => meta.state !== "removing").map(([name]) => name));
     if (this.options.listAll) {
       await this.usage.fresh();
-      for (const volume of this.usage.volumes()) names.add(volume.name);
+      const removing = new Set(entries.filter(([, meta]) => meta.state === "removing").map(([name]) => name));
+      for (const volume of this.usage.volumes()) if (!removing.has(volume.name)) names.add(volume.name);
     }
     const out: VolumeSummary[] = [];
     for (const name of names) out.push({ name, mountpoint: join(this.options.mountPath, name) });
     return out;
   }
 
-  async prepareMount(name: string): Promise<string> {
+  async prepareMount(name: string, arrivedAt = performance.now()): Promise<string> {
+    // The driver's inspect just read the record under the same lock: it is not "removing".
     const meta = await this.meta.read(name);
-    if (meta?.state === "removing") {
-      throw new PluginError("BACKEND_FAILED", `volume ${JSON.stringify(name)} is being removed; remove it again to finish`, { volume: name });
-    }
-    await this.requireLiveMount(name);
+    await this.requireLiveMount(name, arrivedAt);
     const plain = join(this.options.mountPath, name);
     try {
       const info = await withDeadline(lstat(plain), this.options.fsTimeoutMs, `checking ${plain}`, name);
@@ -247,8 +274,8 @@ export class QuobyteBackend implements Backend {
   }
 
   /** Never hand out a path on an unmounted mount point: data would land on the root disk. */
-  private async requireLiveMount(volume: string, options: { fresh?: boolean } = {}): Promise<void> {
-    const health = await this.options.monitor.check(options);
+  private async requireLiveMount(volume: string, arrivedAt: number): Promise<void> {
+    const health = await this.options.monitor.check(arrivedAt);
     if (health.state !== "live") throw new PluginError("BACKEND_FAILED", health.detail, { volume });
   }
 

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { chmod, chown, lstat, mkdir, readdir, readFile, stat, symlink, writeFile } from "node:fs/promises";
+import { chmod, chown, lstat, mkdir, readdir, readFile, rename, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { PosixBackend } from "../../../src/backends/posix/posix-backend.ts";
 import { Driver } from "../../../src/core/driver.ts";
@@ -337,12 +337,47 @@ describe("posix backend", () => {
       await writeFile(file, JSON.stringify({ ...stored, state: "removing" }));
     }
 
-    test("a volume left in state removing is reported as such and cannot be mounted", async () => {
+    test("a volume left in state removing is gone for Get and List, and cannot be mounted", async () => {
       await h.driver.create("half", {});
       await markRemoving("half");
-      expect((await h.driver.get("half")).status.state).toBe("removing");
-      await expectPluginError(h.driver.mount("half", "m"), "BACKEND_FAILED");
+      await expectPluginError(h.driver.get("half"), "VOLUME_NOT_FOUND");
+      await expectPluginError(h.driver.mount("half", "m"), "VOLUME_NOT_FOUND");
+      // List answers from the index, which re-reads the shared root every 50 ms here.
+      const deadline = Date.now() + 2000;
+      while ((await h.driver.list()).length > 0 && Date.now() < deadline) await Bun.sleep(20);
+      expect(await h.driver.list()).toEqual([]);
       expect(h.driver.mounts().size).toBe(0);
+    });
+
+    for (const [when, moveData] of [
+      ["after marking it", false],
+      ["after moving its data into the trash", true],
+    ] as const) {
+      test(`a Remove cut ${when} is finished at the next start, also by another host sharing the root`, async () => {
+        await h.driver.create("half", {});
+        await writeFile(join(h.root, "half", "data"), "x");
+        await markRemoving("half");
+        if (moveData) await rename(join(h.root, "half"), join(h.root, CONTROL, "trash", "cut-remove"));
+        const restarted = await h.another();
+        expect(await lstatOrUndefined(h.metaFile("half"))).toBeUndefined();
+        expect(await lstatOrUndefined(join(h.root, "half"))).toBeUndefined();
+        await expectPluginError(h.driver.get("half"), "VOLUME_NOT_FOUND");
+        await restarted.close();
+        expect(await readdir(join(h.root, CONTROL, "trash"))).toEqual([]);
+      });
+    }
+
+    test("a Remove that fails before the data moved leaves the volume whole and listed", async () => {
+      await h.driver.create("kept", {});
+      await writeFile(join(h.root, "kept", "data"), "x");
+      const trash = join(h.root, CONTROL, "trash");
+      await rm(trash, { recursive: true });
+      await symlink(h.outside, trash);
+      await expectPluginError(h.driver.remove("kept"), "BACKEND_FAILED");
+      expect((await h.driver.get("kept")).status.options).toEqual({});
+      expect(await readFile(join(h.root, "kept", "data"), "utf8")).toBe("x");
+      expect(JSON.parse(await readFile(h.metaFile("kept"), "utf8")).state).toBe("ready");
+      expect(await readdir(h.outside)).toEqual([]);
     });
 
     test("an interrupted remove is finished by the next Remove", async () => {

@@ -188,7 +188,7 @@ describe("mount", () => {
     await driver.create("v", {});
     refs.close();
     await backend.close();
-    await start({ monitor: new MountMonitor(h.mount, "quobyte", 2000, 0) });
+    await start({ monitor: new MountMonitor(h.mount, "quobyte", 2000) });
     const error = await driver.mount("v", "1".repeat(64)).catch((e: unknown) => e as Error);
     expect(String(error)).toContain("nothing is mounted");
     expect(driver.mounts().size).toBe(0);

@@ -45,7 +45,7 @@ export async function makeQuobyteHarness(fakeOptions: FakeQuobyteOptions = {}): 
         configurationName: "BASE",
         defaultUser: "root",
         defaultGroup: "root",
-        monitor: new MountMonitor(mount, "none", 2000, 0),
+        monitor: new MountMonitor(mount, "none", 2000),
         createWaitMs: 3000,
         fsTimeoutMs: 2000,
         listAll: false,

@@ -105,31 +105,48 @@ describe("VolumeDriver endpoints", () => {
 });
 
 describe("malformed requests get an Err and cause no action", () => {
-  const cases: [string, string][] = [
-    ["empty body (the engine's retry after a dropped connection)", ""],
-    ["whitespace", "\n"],
-    ["invalid JSON", '{"Name":'],
-    ["a JSON array", '["v"]'],
-    ["JSON null", "null"],
-    ["a JSON string", '"v"'],
-    ["no Name", '{"Opts":{}}\n'],
+  const cases: [string, string, string][] = [
+    ["an empty body (means {})", "", "Name is required"],
+    ["whitespace (means {})", "\n", "Name is required"],
+    ["invalid JSON", '{"Name":', "not valid JSON"],
+    ["a JSON array", '["v"]', "must be a JSON object"],
+    ["JSON null", "null", "must be a JSON object"],
+    ["a JSON string", '"v"', "must be a JSON object"],
+    ["no Name", '{"Opts":{}}\n', "Name is required"],
   ];
-  for (const [what, body] of cases) {
+  for (const [what, body, message] of cases) {
     test(`Create with ${what}`, async () => {
       const res = await post("/VolumeDriver.Create", undefined, { method: "POST", body });
       expect(res.status).toBe(400);
       expect(res.json.Err).toContain("[INVALID_REQUEST]");
+      expect(res.json.Err).toContain(message);
       expect(readdirSync(h.root)).toEqual([".docker-quobyte-plugin"]);
     });
   }
 
-  for (const endpoint of ["Remove", "Mount", "Unmount", "Path", "Get", "List", "Capabilities"]) {
-    test(`${endpoint} with an empty body`, async () => {
+  for (const endpoint of ["Remove", "Mount", "Unmount", "Path", "Get"]) {
+    test(`${endpoint} with an empty body is refused for its missing Name`, async () => {
       const res = await post(`/VolumeDriver.${endpoint}`, undefined, { method: "POST", body: "" });
       expect(res.status).toBe(400);
-      expect(res.json.Err).toContain("nothing was done");
+      expect(res.json.Err).toContain("Name is required; nothing was done");
     });
   }
+
+  test("List and Capabilities answer an empty body as {} (curl, health checks)", async () => {
+    await post("/VolumeDriver.Create", { Name: "v" });
+    const list = await post("/VolumeDriver.List", undefined, { method: "POST", body: "" });
+    expect(list.status).toBe(200);
+    expect(list.json).toEqual({ Volumes: [{ Name: "v", Mountpoint: `${h.root}/v` }] });
+    const caps = await post("/VolumeDriver.Capabilities", undefined, { method: "POST" });
+    expect(caps.status).toBe(200);
+    expect(caps.json).toEqual({ Capabilities: { Scope: "local" } });
+  });
+
+  test("Mount without ID names the missing field", async () => {
+    await post("/VolumeDriver.Create", { Name: "v" });
+    const res = await post("/VolumeDriver.Mount", { Name: "v" });
+    expect(res.json.Err).toContain("ID is required; nothing was done");
+  });
 
   test("Mount without ID is refused and records nothing", async () => {
     await post("/VolumeDriver.Create", { Name: "v" });

@@ -58,14 +58,15 @@ describe("the plugin socket", () => {
     });
   }
 
-  test("an empty-body retry gets an Err and no action", async () => {
+  test("an empty body means {}: Create refuses it for its missing Name, List and Capabilities answer", async () => {
     await start();
     const engine = new EngineClient(config.socketPath);
     try {
       const reply = await engine.call("VolumeDriver.Create");
       expect(reply.status).toBe(400);
-      expect(reply.json).toMatchObject({ Err: expect.stringContaining("INVALID_REQUEST") });
-      expect((await engine.call("VolumeDriver.List", {})).json).toEqual({ Volumes: [] });
+      expect(reply.json).toMatchObject({ Err: expect.stringContaining("Name is required") });
+      expect((await engine.call("VolumeDriver.List")).json).toEqual({ Volumes: [] });
+      expect((await engine.call("VolumeDriver.Capabilities")).json).toEqual({ Capabilities: { Scope: "local" } });
     } finally {
       engine.close();
     }
