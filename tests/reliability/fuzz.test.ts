@@ -516,12 +516,17 @@ function judge(req: FuzzRequest, reply: HttpReply, root: string): string | undef
 // ---------------------------------------------------------------------------------------
 // Slow clients
 
+/** A head complete this long after connecting is well inside Bun's head timeout (~10 s). */
+const HEAD_TIMEOUT_SURE_MS = 8_000;
+
 interface TrickleResult {
   label: string;
   outcome: "reply" | "closed" | "invalid";
   afterMs: number;
   sent: number;
   total: number;
+  /** When the last byte of the request head left the client (ms after connecting), if it did. */
+  headSentMs: number | undefined;
   detail: string;
 }
 
@@ -532,6 +537,8 @@ function trickle(label: string, fast: string, slow: string, intervalMs: number, 
     const socket = connect(socketPath);
     let received = Buffer.alloc(0);
     let sent = 0;
+    let headSentMs: number | undefined;
+    const headEnd = (fast + slow).indexOf("\r\n\r\n") + 4 - fast.length;
     let timer: ReturnType<typeof setInterval> | undefined;
     let settled = false;
     const finish = (outcome: TrickleResult["outcome"], detail: string) => {
@@ -539,12 +546,14 @@ function trickle(label: string, fast: string, slow: string, intervalMs: number, 
       settled = true;
       clearInterval(timer);
       socket.destroy();
-      resolve({ label, outcome, afterMs: performance.now() - started, sent, total: slow.length, detail });
+      resolve({ label, outcome, afterMs: performance.now() - started, sent, total: slow.length, headSentMs, detail });
     };
     socket.on("connect", () => {
       if (fast) socket.write(fast);
+      if (headEnd <= 0) headSentMs = performance.now() - started;
       timer = setInterval(() => {
         if (sent < slow.length) socket.write(slow[sent++]!);
+        if (headSentMs === undefined && sent >= headEnd) headSentMs = performance.now() - started;
       }, intervalMs);
     });
     socket.on("data", (chunk: Buffer) => {
@@ -698,9 +707,13 @@ describe("fuzzing the socket of the compiled binary", () => {
     expect(plugin.exitCode).toBeNull();
     expect(completed).toBe(total);
     const [short, engineSized, slowBody] = slowResult.results;
-    // A request whose head arrives within the server's head timeout is answered however slowly it trickles.
-    expect(short!.outcome).toBe("reply");
-    expect(slowBody!.outcome).toBe("reply");
+    // A request whose head arrives within the server's head timeout (Bun's, ~10 s) is answered
+    // however slowly it trickles. On a loaded machine the client's own timer may stretch the
+    // short head past that timeout; then the server may drop it, as it drops engineSized.
+    for (const result of [short!, slowBody!]) {
+      if (result.headSentMs !== undefined && result.headSentMs < HEAD_TIMEOUT_SURE_MS) expect(result.outcome).toBe("reply");
+      else expect(["reply", "closed"]).toContain(result.outcome);
+    }
     // A head that trickles past the head timeout (measured ~10-12 s, Bun's) is dropped
     // without a word; never a partial or non-HTTP answer.
     expect(["reply", "closed"]).toContain(engineSized!.outcome);
