@@ -50,7 +50,7 @@ export class SwarmNode {
   async startPlugin(driver: string, args: string[], { nudge = true } = {}): Promise<PluginProcess> {
     const plugin = await startPlugin(
       ["--name", driver, "--engine-socket", nudge ? this.engineSocket : "none", "--state-dir", `${this.workDir}/state-${driver}`, "--log-level", "debug", "--log-format", "json", ...args],
-      `/proc/${this.ns.pid}/root/run/docker/plugins/${driver}.sock`,
+      this.ns.fromOutside(`/run/docker/plugins/${driver}.sock`),
       // The plugin keeps the host's network: it reaches storage APIs on loopback, and its
       // engine reaches it through the socket in this node's /run/docker/plugins.
       (argv) => this.ns.spawn(argv, { stdout: "pipe", stderr: "pipe", hostNetwork: true }),
