@@ -1,12 +1,15 @@
 import { createBackend } from "./backends/index.ts";
 import type { ServeConfig } from "./config.ts";
+import { withDeadline } from "./core/deadline.ts";
 import { Driver } from "./core/driver.ts";
 import { MountRefs } from "./core/mount-refs.ts";
 import type { Logger } from "./logging.ts";
 import { backendDependencies, HealthTracker } from "./core/health.ts";
 import { createApp } from "./protocol/app.ts";
 import { type Listener, openListener } from "./protocol/open-listener.ts";
+import { inheritedListenFd } from "./protocol/activation.ts";
 import { ListenError } from "./protocol/tcp-listener.ts";
+import { socketIsLive } from "./protocol/unix-listener.ts";
 import { resolveAccountId } from "./system/accounts.ts";
 import { UsageError } from "./config.ts";
 
@@ -27,8 +30,12 @@ export async function startService(config: ServeConfig, log: Logger): Promise<Ru
     throw new UsageError(`--group ${config.socketGroup} (or SOCKET_GROUP) does not exist on this host; create it (groupadd ${config.socketGroup}) or name another`);
   }
 
+  // A second plugin on the same socket would otherwise wait 5 s for the state database
+  // the first one holds before failing on it: name the real problem at once.
+  if (!config.listen && inheritedListenFd(process.env) === undefined && (await socketIsLive(config.socketPath))) {
+    throw new Error(`another process is already serving on ${config.socketPath}`);
+  }
   const backend = await createBackend(config, log);
-  await backend.init();
   const refs = MountRefs.open({
     stateDir: config.stateDir,
     onQuarantine: (from, to, cause) =>
@@ -36,20 +43,39 @@ export async function startService(config: ServeConfig, log: Logger): Promise<Ru
         error: String(cause),
       }),
   });
+  // The socket opens before the backend has loaded its index (about 20 µs per volume):
+  // the engine's first call, Activate, needs nothing loaded, and every other call waits
+  // for the load, within the operation deadline.
+  let loaded = false;
+  const loading = backend.init().then(() => {
+    loaded = true;
+  });
+  loading.catch(() => {});
+  const pending = () => (loaded ? undefined : withDeadline(loading, config.timeoutMs, "loading the volume index"));
   const driver = new Driver(backend, refs, { timeoutMs: config.timeoutMs, scope: config.scope });
   const health = new HealthTracker(backendDependencies(backend), (name, now) => {
     if (now.ok) log.info(`${name} is ${now.state} again`, { dependency: name });
     else log.error(`${name} is ${now.state}: ${now.detail}`, { dependency: name });
   });
-  const app = createApp(driver, log.withTag("protocol"), health);
+  const app = createApp(driver, log.withTag("protocol"), health, pending);
   let listener: Listener;
   try {
     listener = await openListener(config, app.fetch, gid);
   } catch (error) {
+    await loading.catch(() => {});
     health.stop();
     refs.close();
     await backend.close();
     if (error instanceof ListenError) throw new UsageError(error.message);
+    throw error;
+  }
+  try {
+    await loading;
+  } catch (error) {
+    health.stop();
+    await listener.stop();
+    refs.close();
+    await backend.close();
     throw error;
   }
 

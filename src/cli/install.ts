@@ -89,7 +89,7 @@ export default defineCommand({
     await writeFileAtomic(unitTarget, unit, 0o644);
     await writeFileAtomic(socketTarget, socketUnit, 0o644);
     process.stdout.write(
-      `installed ${binaryTarget}\nwrote ${unitTarget}\nwrote ${socketTarget}\nnext: systemctl daemon-reload && systemctl enable --now ${SOCKET_NAME} ${SERVICE_NAME}\n`,
+      `installed ${binaryTarget}\nwrote ${unitTarget}\nwrote ${socketTarget} (optional, slower: see README)\nnext: systemctl daemon-reload && systemctl enable --now ${SERVICE_NAME}\n`,
     );
   },
 });

@@ -44,6 +44,9 @@ export default defineCommand({
     const config = configFromArgs(parsed);
     const engineSocket = engineSocketFromFlag(parsed["engine-socket"]);
     const log = createLogger({ level: config.logLevel, format: config.logFormat });
+    // Listening for the signal first: the socket answers while the backend still loads,
+    // and a stop requested then must still remove it.
+    const stopRequested = waitForShutdownSignal();
     const service = await startService(config, log);
     log.info(`serving driver ${JSON.stringify(config.driverName)} on ${service.address}`, {
       backend: config.backend,
@@ -57,7 +60,7 @@ export default defineCommand({
     // After the line above: the first failure logged is about a plugin known to be serving.
     service.health.start(HEALTH_INTERVAL_MS);
     const nudge = engineSocket === undefined ? undefined : startEngineNudge({ socketPath: engineSocket, driverName: config.driverName, log: log.withTag("engine") });
-    const signal = await waitForShutdownSignal();
+    const signal = await stopRequested;
     log.info(`received ${signal}; stopping`);
     await nudge?.stop();
     await service.stop();

@@ -157,7 +157,7 @@ export class Driver {
     return withDeadline(
       this.lock.run(volume, () => task(controller.signal)),
       this.options.timeoutMs,
-      `${what} of volume ${JSON.stringify(volume)}`,
+      () => `${what} of volume ${JSON.stringify(volume)}`,
       volume,
       controller,
     );
