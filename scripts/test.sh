@@ -12,6 +12,8 @@ command -v bindfs >/dev/null || need+=(bindfs fuse3)
 command -v strace >/dev/null || need+=(strace)
 command -v openssl >/dev/null || need+=(openssl)
 command -v systemd-socket-activate >/dev/null || need+=(systemd)
+# Two-node Swarm e2e: network namespaces and a veth pair.
+command -v ip >/dev/null || need+=(iproute2)
 [ -x /bin/busybox ] && dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'ok installed' || need+=(busybox-static)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
