@@ -59,7 +59,7 @@ export class SwarmNode {
     return plugin;
   }
 
-  /** `docker` against this node's engine; never throws. */
+  /** `docker` against this node's engine; a failing command is a result, not an exception. */
   async dockerResult(args: string[], timeoutMs = 90_000): Promise<RunResult> {
     if (!this.engine) throw new Error(`${this.hostname}: engine not started`);
     return this.engine.docker(args, { timeoutMs });
