@@ -4,11 +4,13 @@
 //
 //   bun bench/run.ts [--no-engine] [--no-build] [--quick] [--only=go,startup,hot,crud,list,memory,engine]
 //                    [--go=hot,crud,activated,list,startup,rss] [--soak[=MINUTES]] [--binary=PATH] [--results=PATH]
+//                    [--scope=local|global]
 //
 // --no-build   measure dist/docker-quobyte-plugin as it is (default: `bun run build` first)
 // --binary     measure another build (e.g. of a change under test); implies --no-build
 // --quick      shorter windows and sizes (a smoke run; figures are not comparable)
 // --soak       only the soak run (default 10 minutes): flat CPU per call, no growth (bench/soak.ts)
+// --scope      serve with --scope global to measure with mount claims on (default: the plugin's default)
 //
 // ratio-to-floor = the plugin's figure / the floor's figure for the same workload and
 // metric. The floor is a bare Bun.serve on a Unix socket answering a constant body, run
@@ -29,7 +31,7 @@ import { soak } from "./soak.ts";
 import { GO_PARTS, type GoPart, type TargetLine, versusGo } from "./versus-go.ts";
 import { closedLoop, type LoadResult, mergeRuns, type Script } from "./load.ts";
 import { populate } from "./populate.ts";
-import { BUN, cpuMicros, pluginBinary, procStatusKb, REPO, type Served, serve, setPluginBinary, startFloor, startPlugin, stop, stopAll } from "./procs.ts";
+import { BUN, cpuMicros, pluginBinary, procStatusKb, REPO, type Served, serve, setPluginBinary, setPluginScope, startFloor, startPlugin, stop, stopAll } from "./procs.ts";
 import { median, percentile, sorted } from "./stats.ts";
 
 const WORKLOADS = ["go", "startup", "hot", "crud", "list", "memory", "probe", "engine"] as const;
@@ -37,9 +39,9 @@ type Workload = (typeof WORKLOADS)[number];
 
 const argv = process.argv.slice(2);
 for (const arg of argv) {
-  if (!/^--(no-engine|no-build|quick|soak(=\d+(\.\d+)?)?|only=[a-z,]+|go=[a-z,]+|binary=.+|results=.+)$/.test(arg)) {
+  if (!/^--(no-engine|no-build|quick|soak(=\d+(\.\d+)?)?|only=[a-z,]+|go=[a-z,]+|binary=.+|results=.+|scope=(local|global))$/.test(arg)) {
     process.stderr.write(
-      `unknown argument ${arg}\nusage: bun bench/run.ts [--no-engine] [--no-build] [--quick] [--only=${WORKLOADS.join(",")}] [--go=${GO_PARTS.join(",")}] [--soak[=MINUTES]] [--binary=PATH] [--results=PATH]\n`,
+      `unknown argument ${arg}\nusage: bun bench/run.ts [--no-engine] [--no-build] [--quick] [--only=${WORKLOADS.join(",")}] [--go=${GO_PARTS.join(",")}] [--soak[=MINUTES]] [--binary=PATH] [--results=PATH] [--scope=local|global]\n`,
     );
     process.exit(2);
   }
@@ -48,6 +50,8 @@ const quick = argv.includes("--quick");
 /** Another build of the plugin (to compare a change); implies --no-build. */
 const binary = argv.find((arg) => arg.startsWith("--binary="))?.slice(9);
 if (binary) setPluginBinary(binary);
+const scope = argv.find((arg) => arg.startsWith("--scope="))?.slice(8);
+if (scope === "local" || scope === "global") setPluginScope(scope);
 const resultsPath = argv.find((arg) => arg.startsWith("--results="))?.slice(10) ?? join(import.meta.dir, "results.json");
 const only = argv.find((arg) => arg.startsWith("--only="))?.slice(7).split(",");
 /** Some parts of the comparison with Go only (`--go=hot,list`); default all. */

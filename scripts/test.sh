@@ -12,7 +12,8 @@ command -v bindfs >/dev/null || need+=(bindfs fuse3)
 command -v strace >/dev/null || need+=(strace)
 command -v openssl >/dev/null || need+=(openssl)
 command -v systemd-socket-activate >/dev/null || need+=(systemd)
-# Two-node Swarm e2e: network namespaces and a veth pair.
+# Multi-host tests: a real GlusterFS volume (glusterd is started by the tests, not systemd).
+[ -x /usr/sbin/glusterd ] || need+=(glusterfs-server)
 command -v ip >/dev/null || need+=(iproute2)
 [ -x /bin/busybox ] && dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'ok installed' || need+=(busybox-static)
 if [ ${#need[@]} -gt 0 ]; then

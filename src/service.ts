@@ -1,8 +1,10 @@
 import { createBackend } from "./backends/index.ts";
 import type { ServeConfig } from "./config.ts";
+import { Claims } from "./core/claims.ts";
 import { withDeadline } from "./core/deadline.ts";
 import { Driver } from "./core/driver.ts";
 import { MountRefs } from "./core/mount-refs.ts";
+import type { Backend } from "./core/types.ts";
 import type { Logger } from "./logging.ts";
 import { backendDependencies, HealthTracker } from "./core/health.ts";
 import { createApp } from "./protocol/app.ts";
@@ -43,16 +45,20 @@ export async function startService(config: ServeConfig, log: Logger): Promise<Ru
         error: String(cause),
       }),
   });
+  const claims = createClaims(config, backend, log);
+  const driver = new Driver(backend, refs, { timeoutMs: config.timeoutMs, scope: config.scope, claims });
   // The socket opens before the backend has loaded its index (about 20 µs per volume):
   // the engine's first call, Activate, needs nothing loaded, and every other call waits
   // for the load, within the operation deadline.
   let loaded = false;
-  const loading = backend.init().then(() => {
-    loaded = true;
-  });
+  const loading = backend
+    .init()
+    .then(() => driver.startClaims())
+    .then(() => {
+      loaded = true;
+    });
   loading.catch(() => {});
   const pending = () => (loaded ? undefined : withDeadline(loading, config.timeoutMs, "loading the volume index"));
-  const driver = new Driver(backend, refs, { timeoutMs: config.timeoutMs, scope: config.scope });
   const health = new HealthTracker(backendDependencies(backend), (name, now) => {
     if (now.ok) log.info(`${name} is ${now.state} again`, { dependency: name });
     else log.error(`${name} is ${now.state}: ${now.detail}`, { dependency: name });
@@ -60,10 +66,14 @@ export async function startService(config: ServeConfig, log: Logger): Promise<Ru
   const app = createApp(driver, log.withTag("protocol"), health, pending);
   let listener: Listener;
   try {
+    // With claims, other hosts judge this host by what it published: its recorded mounts
+    // are re-claimed and its leftover markers dropped before the socket opens at all.
+    if (claims) await loading;
     listener = await openListener(config, app.fetch, gid);
   } catch (error) {
     await loading.catch(() => {});
     health.stop();
+    await driver.stopClaims();
     refs.close();
     await backend.close();
     if (error instanceof ListenError) throw new UsageError(error.message);
@@ -74,6 +84,7 @@ export async function startService(config: ServeConfig, log: Logger): Promise<Ru
   } catch (error) {
     health.stop();
     await listener.stop();
+    await driver.stopClaims();
     refs.close();
     await backend.close();
     throw error;
@@ -88,10 +99,25 @@ export async function startService(config: ServeConfig, log: Logger): Promise<Ru
       stopping ??= (async () => {
         health.stop();
         await listener.stop();
+        await driver.stopClaims();
         refs.close();
         await backend.close();
       })();
       return stopping;
     },
   };
+}
+
+/** Claims only matter where other hosts share the volumes (global scope on shared storage). */
+function createClaims(config: ServeConfig, backend: Backend, log: Logger): Claims | undefined {
+  const scope = config.scope ?? backend.scope;
+  const dir = backend.claimsDir;
+  if (scope !== "global" || dir === undefined) return undefined;
+  const claimsLog = log.withTag("claims");
+  return new Claims({
+    dir,
+    hostId: config.hostId,
+    leaseTimeoutMs: config.leaseTimeoutMs,
+    warn: (message, fields) => claimsLog.warn(message, fields ?? {}),
+  });
 }

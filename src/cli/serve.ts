@@ -2,7 +2,7 @@ import { defineCommand } from "citty";
 import { createLogger } from "../logging.ts";
 import { startService } from "../service.ts";
 import { DEFAULT_ENGINE_SOCKET, engineSocketFromFlag, startEngineNudge } from "../system/engine-nudge.ts";
-import { assertKnownArgs, backendArgs, commonArgs, configFromArgs, nameArg } from "./args.ts";
+import { assertKnownArgs, backendArgs, claimArgs, commonArgs, configFromArgs, nameArg } from "./args.ts";
 import { waitForShutdownSignal } from "./signals.ts";
 
 /** How often dependencies are probed without requests, so a broken API is logged unprompted. */
@@ -11,6 +11,7 @@ const HEALTH_INTERVAL_MS = 30_000;
 const args = {
   ...backendArgs,
   ...nameArg,
+  ...claimArgs,
   socket: { type: "string", description: "Socket path (overrides --name's default path)", valueHint: "PATH" },
   group: { type: "string", description: "Group allowed to use the socket (env SOCKET_GROUP; default root)", valueHint: "GROUP" },
   timeout: { type: "string", description: "Deadline of each volume operation in seconds (default 30)", valueHint: "SECONDS" },

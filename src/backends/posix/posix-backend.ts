@@ -13,6 +13,7 @@ import {
   applyOwnership,
   backendError,
   ignoreExists,
+  requireExistingVolumeDirectory,
   requireVolumeDirectory,
   requireVolumeDirectorySync,
   storageUnavailable,
@@ -77,6 +78,11 @@ export class PosixBackend implements Backend {
       guardDirs: [join(root, CONTROL_DIR), join(root, CONTROL_DIR, "volumes")],
     });
     this.trashDir = join(root, CONTROL_DIR, "trash");
+  }
+
+  /** A shared root (`--scope global`) carries the hosts' mount claims beside the volumes. */
+  get claimsDir(): string | undefined {
+    return this.scope === "global" ? join(this.root, CONTROL_DIR, "claims") : undefined;
   }
 
   /** The volume root as used (its real path once init ran). */
@@ -190,7 +196,7 @@ export class PosixBackend implements Backend {
       // placed there on purpose. Adopt it, but only if it is a real directory.
       made = false;
       try {
-        await this.requireVolumeDirectory(name);
+        await requireExistingVolumeDirectory(dir, name);
       } catch (refused) {
         await this.meta.delete(name).catch(() => {});
         throw refused;

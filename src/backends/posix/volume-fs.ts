@@ -32,7 +32,7 @@ export function requireVolumeDirectorySync(dir: string, name: string): void {
 
 function lstatFailed(dir: string, name: string, error: unknown): PluginError {
   if (errnoCode(error) === "ENOENT") {
-    return new PluginError("BACKEND_FAILED", `directory ${dir} of volume ${JSON.stringify(name)} is missing`, { volume: name });
+    return new PluginError("BACKEND_FAILED", `directory ${dir} of volume ${JSON.stringify(name)} is missing`, { volume: name, cause: error });
   }
   return backendError(`cannot check ${dir}`, error, name);
 }
@@ -80,4 +80,22 @@ export function ignoreExists(error: unknown): void {
 
 export function backendError(message: string, cause: unknown, volume: string): PluginError {
   return new PluginError("BACKEND_FAILED", `${message}: ${messageOf(cause)}`, { cause, volume });
+}
+
+/**
+ * After mkdir said EEXIST: the directory another host just created may stay invisible to
+ * this client for a moment (its name cache still says "no such entry"), so look again
+ * for up to `patienceMs` before calling it missing.
+ */
+export async function requireExistingVolumeDirectory(dir: string, name: string, patienceMs = 2000): Promise<void> {
+  const deadline = performance.now() + patienceMs;
+  for (;;) {
+    try {
+      return await requireVolumeDirectory(dir, name);
+    } catch (error) {
+      const missing = error instanceof PluginError && errnoCode(error.cause) === "ENOENT";
+      if (!missing || performance.now() >= deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
 }
