@@ -3,14 +3,18 @@
 // instances, found by its own engine through its own /run/docker/plugins. Nobody runs
 // `docker volume ls` before a service: the plugins tell their engines about themselves
 // (src/system/engine-nudge.ts), or the scheduler would leave the task Pending.
-// The same scenarios run for posix --scope global (driver "quobyte", as in the issue) and
-// for the quobyte backend against the fake API with one mount tree (driver "qb").
+// The same scenarios run for posix --scope global on a real GlusterFS volume (driver
+// "quobyte", as in the issue) and for the quobyte backend against the fake API with one
+// mount tree (driver "qb").
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { startFakeQuobyte } from "../support/fake-quobyte.ts";
+import { type GlusterVolume, startGlusterVolume } from "../support/glusterfs.ts";
+import { NSENTER } from "../support/ns-holder.ts";
 import { writeQuobyteEnvFile } from "../support/quobyte-env-file.ts";
+import { runArgv } from "./support/engine.ts";
 import { type SwarmNode as Node, eventually, SwarmNode } from "./support/swarm-node.ts";
 import { createVethPair, type VethPair } from "./support/veth-pair.ts";
 
@@ -29,20 +33,52 @@ interface Backend {
   /** Where `node`'s plugin keeps the volumes, as the test process sees it. */
   storagePath(node: Node): string;
   pluginArgs(node: Node): string[];
+  /** Runs on each node before its plugins start (its own client mount of the storage). */
+  prepare?(node: Node): Promise<void>;
+  /** Runs on each node before it is torn down. */
+  release?(node: Node): Promise<void>;
   /** Stops what the backend started and removes its files. */
   destroy(): Promise<void>;
 }
 
-/** A directory both nodes see at the same path (the stand-in until a shared file system is wired in). */
-async function posixBackend(): Promise<Backend> {
-  const root = await mkdtemp("/tmp/dqp-swarm-shared-");
+/**
+ * posix --scope global on a real GlusterFS volume (tests/support/glusterfs.ts): glusterd and
+ * its brick in a namespace of their own, and each node with its own FUSE client mount in its
+ * own mount namespace. The client runs in the storage's network namespace (where GlusterFS's
+ * ports are), the node's engine in the node's: storage traffic and swarm traffic apart.
+ */
+async function glusterBackend(): Promise<Backend> {
+  const dir = await mkdtemp("/tmp/dqp-swarm-gluster-");
+  let gluster: GlusterVolume;
+  try {
+    gluster = await startGlusterVolume(dir, "dqpswarm");
+  } catch (error) {
+    await rm(dir, { recursive: true, force: true });
+    throw error;
+  }
+  const mountPoint = (node: Node): string => `${node.workDir}/gluster`;
+  const inNode = async (node: Node, argv: string[]): Promise<void> => {
+    const result = await runArgv([NSENTER, "-t", String(node.ns.pid), "-m", `--net=/proc/${gluster.storage.pid}/ns/net`, "--", ...argv]);
+    if (result.code !== 0) throw new Error(`${node.hostname}: ${argv.join(" ")} exited ${result.code}: ${result.stderr.trim()}`);
+  };
   return {
     driver: "quobyte",
     volume: "db",
     service: "dbsvc",
-    storagePath: () => root,
-    pluginArgs: () => ["--backend", "posix", "--scope", "global", "--path", root],
-    destroy: () => rm(root, { recursive: true, force: true }),
+    storagePath: (node) => node.ns.fromOutside(mountPoint(node)),
+    pluginArgs: (node) => ["--backend", "posix", "--scope", "global", "--path", mountPoint(node), "--mount-check", "mountpoint"],
+    async prepare(node) {
+      await inNode(node, ["mkdir", "-p", mountPoint(node)]);
+      await inNode(node, ["mount", "-t", "glusterfs", gluster.source, mountPoint(node)]);
+    },
+    async release(node) {
+      // The FUSE client exits with its mount; a busy one goes lazily.
+      await inNode(node, ["umount", mountPoint(node)]).catch(() => inNode(node, ["umount", "-l", mountPoint(node)]));
+    },
+    async destroy() {
+      await gluster.stop();
+      await rm(dir, { recursive: true, force: true });
+    },
   };
 }
 
@@ -128,13 +164,16 @@ function nudgesLogged(node: Node, driver: string): number {
 }
 
 async function startPlugins(node: Node): Promise<void> {
-  for (const backend of backends) await node.startPlugin(backend.driver, backend.pluginArgs(node));
+  for (const backend of backends) {
+    await backend.prepare?.(node);
+    await node.startPlugin(backend.driver, backend.pluginArgs(node));
+  }
 }
 
 beforeAll(async () => {
   await timed("setup", async () => {
     pair = await createVethPair();
-    backends.push(await posixBackend(), await quobyteBackend());
+    backends.push(await glusterBackend(), await quobyteBackend());
 
     manager = await SwarmNode.create("dqp-swarm-a", pair.a);
     worker = await SwarmNode.create("dqp-swarm-b", pair.b);
@@ -166,7 +205,14 @@ afterAll(async () => {
   for (const service of [SILENT_SERVICE, ...backends.map((backend) => backend.service)]) {
     await manager?.dockerResult(["service", "rm", service]).catch(() => {});
   }
-  for (const node of [worker, manager]) await node?.destroy();
+  for (const node of [worker, manager]) {
+    if (!node) continue;
+    await node.stopPlugins();
+    // Containers hold the storage mounts busy; the engine goes first.
+    await node.engine?.stop();
+    for (const backend of backends) await backend.release?.(node).catch(() => {});
+    await node.destroy();
+  }
   await pair?.destroy();
   for (const backend of backends) await backend.destroy();
   timings.total = Math.round(performance.now() - suiteStarted) / 1000;
@@ -210,7 +256,7 @@ for (const index of [0, 1]) {
     if (!found) throw new Error("backends not set up");
     return found;
   };
-  describe(index === 0 ? "posix --scope global on shared storage" : "quobyte against the fake API, one mount tree", () => {
+  describe(index === 0 ? "posix --scope global on GlusterFS" : "quobyte against the fake API, one mount tree", () => {
     test("a task writes on one node; drained, it restarts on the other and reads the data", async () => {
       const { driver, volume, service, storagePath } = backend();
       // Start on the worker (not the manager, nothing ever listed there), then drain it.
@@ -275,7 +321,10 @@ for (const index of [0, 1]) {
           await eventually(`${volume} to leave ${node.hostname}'s volume ls`, async () => ((await listedVolume(node, volume)).length === 0 ? true : undefined), 20_000);
         }
       });
-      for (const node of [manager, worker]) expect(existsSync(`${storagePath(node)}/${volume}`)).toBe(false);
+      // Through each node's own client (GlusterFS caches names for up to 1 s).
+      for (const node of [manager, worker]) {
+        await eventually(`${volume}'s directory to go for ${node.hostname}`, async () => (existsSync(`${storagePath(node)}/${volume}`) ? undefined : true), 10_000);
+      }
     }, 120_000);
   });
 }
