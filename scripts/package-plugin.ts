@@ -51,6 +51,9 @@ const config = {
     "/data/state",
     "--log-format",
     "json",
+    // The engine always reports a managed plugin to Swarm; there is nothing to nudge.
+    "--engine-socket",
+    "none",
   ],
   // Paths handed to the engine must lie under propagatedMount; for quobyte set
   // args to ["--path", "/data/mnt"] with the client mount propagated there.

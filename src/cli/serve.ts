@@ -1,6 +1,7 @@
 import { defineCommand } from "citty";
 import { createLogger } from "../logging.ts";
 import { startService } from "../service.ts";
+import { DEFAULT_ENGINE_SOCKET, engineSocketFromFlag, startEngineNudge } from "../system/engine-nudge.ts";
 import { assertKnownArgs, backendArgs, claimArgs, commonArgs, configFromArgs, nameArg } from "./args.ts";
 import { waitForShutdownSignal } from "./signals.ts";
 
@@ -33,6 +34,11 @@ const args = {
   "tls-cert": { type: "string", description: "With --listen: serve HTTPS with this certificate", valueHint: "FILE" },
   "tls-key": { type: "string", description: "With --listen: key of --tls-cert", valueHint: "FILE" },
   "tls-ca": { type: "string", description: "With --listen: clients must present a certificate signed by this CA", valueHint: "FILE" },
+  "engine-socket": {
+    type: "string",
+    description: `Docker engine API socket, asked for this driver's volumes at start and after each engine restart so Swarm sees the plugin (default ${DEFAULT_ENGINE_SOCKET}; none: off)`,
+    valueHint: "PATH|none",
+  },
   ...commonArgs,
 } as const;
 
@@ -42,6 +48,7 @@ export default defineCommand({
   async run({ args: parsed, rawArgs }) {
     assertKnownArgs(rawArgs, args, parsed);
     const config = configFromArgs(parsed);
+    const engineSocket = engineSocketFromFlag(parsed["engine-socket"]);
     const log = createLogger({ level: config.logLevel, format: config.logFormat });
     // Listening for the signal first: the socket answers while the backend still loads,
     // and a stop requested then must still remove it.
@@ -54,11 +61,14 @@ export default defineCommand({
       ...(config.quobyte ? { api: config.quobyte.apiUrl, tenant: config.quobyte.tenant, apiUser: config.quobyte.user } : {}),
       scope: service.driver.scope,
       stateDir: config.stateDir,
+      engineSocket: engineSocket ?? "none",
     });
     // After the line above: the first failure logged is about a plugin known to be serving.
     service.health.start(HEALTH_INTERVAL_MS);
+    const nudge = engineSocket === undefined ? undefined : startEngineNudge({ socketPath: engineSocket, driverName: config.driverName, log: log.withTag("engine") });
     const signal = await stopRequested;
     log.info(`received ${signal}; stopping`);
+    await nudge?.stop();
     await service.stop();
     log.info(config.listen ? "stopped" : "stopped; socket removed");
   },

@@ -3,10 +3,11 @@
 // in for the host's Quobyte mount (--mount-check none).
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { CONTROL_VOLUME } from "../../src/backends/quobyte/control-volume.ts";
 import { DEFAULT_USER, type FakeQuobyte, startFakeQuobyte } from "../support/fake-quobyte.ts";
+import { writeQuobyteEnvFile } from "../support/quobyte-env-file.ts";
 import { type PluginProcess, startPlugin, stopPlugin } from "./plugin-process.ts";
 import { createWorkDir, type Engine, type Namespace, startEngineWithImage } from "./support/engine.ts";
 import { forEachEngine } from "./support/engine-versions.ts";
@@ -30,18 +31,7 @@ forEachEngine((flavour) => {
     mount = `${workDir}/quobyte-mnt`;
     await mkdir(mount);
     fake = await startFakeQuobyte({ mountTree: mount, mountDelayMs: 200 });
-    // The operator's env file, as with the original Go plugin; the password lives only here.
-    writeFileSync(
-      `${workDir}/docker-quobyte.env`,
-      [
-        `QUOBYTE_API_URL=${fake.url}`,
-        `QUOBYTE_API_USER=${DEFAULT_USER.name}`,
-        `QUOBYTE_API_PASSWORD=${DEFAULT_USER.password}`,
-        "QUOBYTE_TENANT_ID=My Tenant",
-        `QUOBYTE_MOUNT_PATH=${mount}`,
-      ].join("\n"),
-      { mode: 0o600 },
-    );
+    writeQuobyteEnvFile(`${workDir}/docker-quobyte.env`, { apiUrl: fake.url, mountPath: mount });
     ({ ns, engine } = await startEngineWithImage(workDir, flavour));
     plugin = await startPlugin(
       ["--env-file", `${workDir}/docker-quobyte.env`, "--mount-check", "none", "--name", "qb", "--state-dir", `${workDir}/state`, "--log-level", "debug", "--log-format", "json"],

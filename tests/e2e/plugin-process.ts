@@ -26,7 +26,9 @@ export async function startPlugin(
   socketPath: string,
   spawn: Spawner = defaultSpawner,
 ): Promise<PluginProcess> {
-  const proc = spawn([BINARY, "serve", ...args]);
+  // Only a test that says which engine to nudge talks to one; never the host's own engine.
+  const engineSocket = args.some((arg) => arg.startsWith("--engine-socket")) ? [] : ["--engine-socket", "none"];
+  const proc = spawn([BINARY, "serve", ...engineSocket, ...args]);
   let log = "";
   void (async () => {
     const decoder = new TextDecoder();

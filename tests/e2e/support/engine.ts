@@ -61,6 +61,11 @@ export interface NsSpawnOptions<Out extends Spawn.Readable, Err extends Spawn.Re
   stderr?: Err;
   /** Working directory inside the namespace; default workDir. */
   cwd?: string;
+  /**
+   * Stay in the host's network namespace even when the namespace has its own (a plugin
+   * that reaches a storage API on the host's loopback; its engine talks to it by socket).
+   */
+  hostNetwork?: boolean;
 }
 
 export interface Namespace {
@@ -130,9 +135,22 @@ export async function createWorkDir(): Promise<string> {
 
 const PRIVATE_PLUGIN_DIRS = ["/run/docker/plugins", "/etc/docker/plugins"] as const;
 
-export async function startNamespace(workDir: string): Promise<Namespace> {
+export interface NamespaceOptions {
+  /** Also a private UTS namespace with this hostname (a "host" of its own). */
+  hostname?: string;
+  /**
+   * Join this network namespace (/run/netns/NAME). Entered with `nsenter --net` inside the
+   * unshare, never `ip netns exec`: that remounts /sys, hides the cgroup v1 mounts, and
+   * dockerd then fails with "Devices cgroup isn't mounted".
+   */
+  netns?: string;
+}
+
+export async function startNamespace(workDir: string, opts: NamespaceOptions = {}): Promise<Namespace> {
   const hostNs = readMountNs("self");
-  const holder = Bun.spawn([UNSHARE, "--mount", "--propagation", "private", "--", "sleep", "infinity"], {
+  const unshare = [UNSHARE, "--mount", ...(opts.hostname === undefined ? [] : ["--uts"]), "--propagation", "private", "--"];
+  const joinNet = opts.netns === undefined ? [] : [NSENTER, `--net=${opts.netns}`, "--"];
+  const holder = Bun.spawn([...unshare, ...joinNet, "sleep", "infinity"], {
     stdin: "ignore",
     stdout: "ignore",
     stderr: "pipe",
@@ -173,11 +191,16 @@ export async function startNamespace(workDir: string): Promise<Namespace> {
 
   // setns() into a mount namespace resets cwd to its root, so the working
   // directory has to be passed to nsenter rather than to spawn().
-  const nsArgv = (argv: string[], cwd: string = workDir): string[] => [
+  const nsFlags = (hostNetwork = false): string[] => [
+    "-m",
+    ...(opts.hostname === undefined ? [] : ["-u"]),
+    ...(opts.netns === undefined || hostNetwork ? [] : ["-n"]),
+  ];
+  const nsArgv = (argv: string[], cwd: string = workDir, hostNetwork = false): string[] => [
     NSENTER,
     "-t",
     String(pid),
-    "-m",
+    ...nsFlags(hostNetwork),
     `--wd=${cwd}`,
     "--",
     ...argv,
@@ -189,6 +212,7 @@ export async function startNamespace(workDir: string): Promise<Namespace> {
   };
 
   try {
+    if (opts.hostname !== undefined) await runChecked(nsArgv(["hostname", opts.hostname]));
     await runChecked(nsArgv(["mkdir", "-p", ...PRIVATE_PLUGIN_DIRS]));
     for (const dir of PRIVATE_PLUGIN_DIRS) {
       await runChecked(nsArgv(["mount", "-t", "tmpfs", "-o", "mode=0755", "tmpfs", dir]));
@@ -206,7 +230,7 @@ export async function startNamespace(workDir: string): Promise<Namespace> {
       argv: string[],
       opts?: NsSpawnOptions<Out, Err>,
     ): Subprocess<"ignore", Out, Err> {
-      return Bun.spawn(nsArgv(argv, opts?.cwd), {
+      return Bun.spawn(nsArgv(argv, opts?.cwd, opts?.hostNetwork), {
         stdin: "ignore",
         stdout: opts?.stdout ?? ("inherit" as Out),
         stderr: opts?.stderr ?? ("inherit" as Err),
