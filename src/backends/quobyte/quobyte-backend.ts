@@ -183,11 +183,13 @@ export class QuobyteBackend implements Backend {
         volume: name,
       });
     }
+    // Even for a name that exists: a Create answered "done" on a dead or hung mount would
+    // be followed by a Mount of a path that cannot work.
+    await this.requireLiveMount(name, arrivedAt);
     // This cluster's volume of that name, in any tenant: nothing to do (Docker names are
     // flat; a second volume in another tenant would split the name). createVolume itself
     // settles the race of two Creates of a new name in one tenant.
     if ((await this.lookup(name))?.label) return;
-    await this.requireLiveMount(name, arrivedAt);
     const home = await this.catalog.homeTenant().catch((error: unknown) => {
       throw apiError(error, name);
     });

@@ -202,6 +202,15 @@ describe("mount", () => {
     expect(String(error)).toContain("nothing is mounted");
     expect(driver.mounts().size).toBe(0);
   });
+
+  test("with --mount-check quobyte, Create of an existing volume is refused too while the mount is not live", async () => {
+    await driver.create("v", {});
+    refs.close();
+    await backend.close();
+    await start({ monitor: new MountMonitor(h.mount, "quobyte", 2000) });
+    const error = await driver.create("v", {}).catch((e: unknown) => e as Error);
+    expect(String(error)).toContain("nothing is mounted");
+  });
 });
 
 describe("while the API is down", () => {
