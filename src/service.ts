@@ -27,14 +27,23 @@ export async function startService(config: ServeConfig, log: Logger): Promise<Ru
     throw new UsageError(`--group ${config.socketGroup} (or SOCKET_GROUP) does not exist on this host; create it (groupadd ${config.socketGroup}) or name another`);
   }
 
-  const backend = await createBackend(config, log);
-  await backend.init();
+  // The state first: by default the volume root lies inside the state dir, and the
+  // backend's recursive mkdir would otherwise make the state dir 0755 instead of 0700.
   const refs = MountRefs.open({
     stateDir: config.stateDir,
     onQuarantine: (from, to, cause) =>
       log.error(`mount state ${from} was unreadable and moved to ${to}; starting with no recorded mounts`, {
         error: String(cause),
       }),
+  });
+  const backend = await createBackend(config, log).catch((error: unknown) => {
+    refs.close();
+    throw error;
+  });
+  await backend.init().catch(async (error: unknown) => {
+    refs.close();
+    await backend.close();
+    throw error;
   });
   const driver = new Driver(backend, refs, { timeoutMs: config.timeoutMs, scope: config.scope });
   const health = new HealthTracker(backendDependencies(backend), (name, now) => {

@@ -184,7 +184,9 @@ export class PosixBackend implements Backend {
       }
     }
     try {
-      await applyOwnership(dir, ownership);
+      // mkdir's 0755 is cut by the umask (the unit's UMask=0077 would leave 0700, which
+      // non-root containers cannot enter); a directory we made gets the documented mode.
+      await applyOwnership(dir, made && ownership.mode === undefined ? { ...ownership, mode: 0o755 } : ownership);
       const { creator: _, ...ready } = record;
       await this.meta.write(name, { ...ready, state: "ready" });
     } catch (error) {
