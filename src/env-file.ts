@@ -37,13 +37,19 @@ export function parseEnvFile(text: string, fileName = "env file"): Env {
   let keyLine = 1;
   // Unquoted trailing blanks are dropped, as systemd does; quoted ones are kept.
   let valueKeep = 0;
+  // An error shows the first word of a bad line only: the rest may be a password
+  // (`QUOBYTE_API_PASSWORD hunter2`), and error text ends up in terminals and journals.
+  const shown = (text: string): string => {
+    const words = text.trim().split(/[ \t]+/);
+    return JSON.stringify(words.length > 1 ? `${words[0] ?? ""} ...` : (words[0] ?? ""));
+  };
   const fail = (at: number, why: string): never => {
     throw new EnvFileError(`${fileName} line ${at}: ${why}`);
   };
   const finish = (): void => {
     const name = key.trimEnd();
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) {
-      fail(keyLine, /^export\s/.test(name) ? `"export" is shell syntax; write ${name.replace(/^export\s+/, "")}=VALUE` : `${JSON.stringify(name)} is not a variable name`);
+      fail(keyLine, /^export\s/.test(name) ? `"export" is shell syntax; write ${name.replace(/^export\s+/, "")}=VALUE` : `${shown(name)} is not a variable name`);
     }
     env[name] = value.slice(0, Math.max(valueKeep, value.trimEnd().length));
     key = "";
@@ -62,7 +68,7 @@ export function parseEnvFile(text: string, fileName = "env file"): Env {
         }
         break;
       case "key":
-        if (newline) fail(keyLine, `${JSON.stringify(key.trim())} is not KEY=VALUE (is the "=" missing?)`);
+        if (newline) fail(keyLine, `${shown(key)} is not KEY=VALUE (is the "=" missing?)`);
         else if (char === "=") state = "preValue";
         else key += char;
         break;
@@ -120,7 +126,7 @@ export function parseEnvFile(text: string, fileName = "env file"): Env {
     if (newline) line++;
   }
   if (state === "single" || state === "double" || state === "doubleEscape") fail(keyLine, `the quote opened for ${key.trim()} is never closed`);
-  if (state === "key") fail(keyLine, `${JSON.stringify(key.trim())} is not KEY=VALUE (is the "=" missing?)`);
+  if (state === "key") fail(keyLine, `${shown(key)} is not KEY=VALUE (is the "=" missing?)`);
   if (state === "preValue" || state === "value" || state === "valueEscape") finish();
   return env;
 }

@@ -1,5 +1,6 @@
 import { defineCommand } from "citty";
 import { createLogger } from "../logging.ts";
+import { redactUrl } from "../quobyte/rpc-client.ts";
 import { startService } from "../service.ts";
 import { assertKnownArgs, backendArgs, commonArgs, configFromArgs, nameArg } from "./args.ts";
 import { waitForShutdownSignal } from "./signals.ts";
@@ -42,7 +43,7 @@ export default defineCommand({
       backend: config.backend,
       path: config.path,
       mountCheck: config.mountCheck,
-      ...(config.quobyte ? { api: config.quobyte.apiUrl, tenant: config.quobyte.tenant, apiUser: config.quobyte.user } : {}),
+      ...(config.quobyte ? { api: redactUrl(config.quobyte.apiUrl), tenant: config.quobyte.tenant, apiUser: config.quobyte.user } : {}),
       scope: service.driver.scope,
       stateDir: config.stateDir,
     });

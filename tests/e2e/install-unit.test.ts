@@ -100,7 +100,7 @@ describe("install", () => {
     const cases: [string[], string][] = [
       [["--env-file", "rel.env"], `error: --env-file rel.env must be an absolute path (the unit runs from /), such as ${process.cwd()}/rel.env`],
       [["--path", "data"], "error: --path data must be an absolute path"],
-      [["--env-file", `${dir}/broken.env`], `error: ${dir}/broken.env line 1: "QUOBYTE_API_URL http://x" is not KEY=VALUE`],
+      [["--env-file", `${dir}/broken.env`], `error: ${dir}/broken.env line 1: "QUOBYTE_API_URL ..." is not KEY=VALUE`],
       [["--env-file", `${dir}/no-url.env`], `error: env file ${dir}/no-url.env sets no QUOBYTE_API_URL, so the backend is unclear`],
       [["--backend", "posix", "--mount-check", "sometimes"], 'error: --mount-check "sometimes" is not one of'],
     ];

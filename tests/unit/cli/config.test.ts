@@ -134,7 +134,7 @@ describe("environment files", () => {
 
   test("a line systemd would skip is an error naming the file and the line", () => {
     const cases: [string, RegExp][] = [
-      ["# ok\nQUOBYTE_API_URL http://x\n", /^bad\.env line 2: "QUOBYTE_API_URL http:\/\/x" is not KEY=VALUE/],
+      ["# ok\nQUOBYTE_API_URL http://x\n", /^bad\.env line 2: "QUOBYTE_API_URL \.\.\." is not KEY=VALUE/],
       ["A=1\nexport QUOBYTE_API_USER=ops\n", /^bad\.env line 2: "export" is shell syntax; write QUOBYTE_API_USER=VALUE/],
       ["\n\n9KEY=1\n", /^bad\.env line 3: "9KEY" is not a variable name/],
       ['A=1\nB="open\n', /^bad\.env line 2: the quote opened for B is never closed/],
