@@ -19,6 +19,27 @@ export const KNOWN_QUOBYTE_KEYS = [
 /** A line of an env file that systemd would skip (with a journal warning nobody reads). */
 export class EnvFileError extends UsageError {}
 
+/** systemd's WHITESPACE: JavaScript's \s also takes \v, \f and Unicode spaces, which systemd keeps. */
+const BLANKS = " \t\n\r";
+const isBlank = (char: string): boolean => char !== "" && BLANKS.includes(char);
+
+function trimEndBlanks(text: string): string {
+  let end = text.length;
+  while (end > 0 && isBlank(text[end - 1] ?? "")) end--;
+  return text.slice(0, end);
+}
+
+function trimBlanks(text: string): string {
+  const trimmed = trimEndBlanks(text);
+  let start = 0;
+  while (start < trimmed.length && isBlank(trimmed[start] ?? "")) start++;
+  return trimmed.slice(start);
+}
+
+function firstWord(text: string): string {
+  return trimBlanks(text).split(/[ \t\n\r]+/)[0] ?? "";
+}
+
 type State = "preKey" | "key" | "preValue" | "value" | "valueEscape" | "single" | "double" | "doubleEscape" | "comment" | "commentEscape";
 
 /**
@@ -40,18 +61,18 @@ export function parseEnvFile(text: string, fileName = "env file"): Env {
   // An error shows the first word of a bad line only: the rest may be a password
   // (`QUOBYTE_API_PASSWORD hunter2`), and error text ends up in terminals and journals.
   const shown = (text: string): string => {
-    const words = text.trim().split(/[ \t]+/);
-    return JSON.stringify(words.length > 1 ? `${words[0] ?? ""} ...` : (words[0] ?? ""));
+    const word = firstWord(text);
+    return JSON.stringify(word === trimBlanks(text) ? word : `${word} ...`);
   };
   const fail = (at: number, why: string): never => {
     throw new EnvFileError(`${fileName} line ${at}: ${why}`);
   };
   const finish = (): void => {
-    const name = key.trimEnd();
+    const name = trimEndBlanks(key);
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) {
-      fail(keyLine, /^export\s/.test(name) ? `"export" is shell syntax; write ${name.replace(/^export\s+/, "")}=VALUE` : `${shown(name)} is not a variable name`);
+      fail(keyLine, /^export[ \t]/.test(name) ? `"export" is shell syntax; write ${name.replace(/^export[ \t]+/, "")}=VALUE` : `${shown(name)} is not a variable name`);
     }
-    env[name] = value.slice(0, Math.max(valueKeep, value.trimEnd().length));
+    env[name] = value.slice(0, Math.max(valueKeep, trimEndBlanks(value).length));
     key = "";
     value = "";
     valueKeep = 0;
@@ -61,7 +82,7 @@ export function parseEnvFile(text: string, fileName = "env file"): Env {
     switch (state) {
       case "preKey":
         if (char === "#" || char === ";") state = "comment";
-        else if (!/\s/.test(char)) {
+        else if (!isBlank(char)) {
           state = "key";
           key = char;
           keyLine = line;
@@ -79,7 +100,7 @@ export function parseEnvFile(text: string, fileName = "env file"): Env {
         } else if (char === "'") state = "single";
         else if (char === '"') state = "double";
         else if (char === "\\") state = "valueEscape";
-        else if (!/\s/.test(char)) {
+        else if (!isBlank(char)) {
           value += char;
           state = "value";
         }
@@ -120,12 +141,15 @@ export function parseEnvFile(text: string, fileName = "env file"): Env {
         else if (newline) state = "preKey";
         break;
       case "commentEscape":
+        // systemd 252 continues such a comment onto the next line and drops that line
+        // (newer systemd does not): never let a setting vanish that quietly.
+        if (newline) fail(line, `the comment ends in "\\", which systemd 252 continues onto line ${line + 1} and so drops that line; remove the "\\"`);
         state = "comment";
         break;
     }
     if (newline) line++;
   }
-  if (state === "single" || state === "double" || state === "doubleEscape") fail(keyLine, `the quote opened for ${key.trim()} is never closed`);
+  if (state === "single" || state === "double" || state === "doubleEscape") fail(keyLine, `the quote opened for ${firstWord(key)} is never closed`);
   if (state === "key") fail(keyLine, `${shown(key)} is not KEY=VALUE (is the "=" missing?)`);
   if (state === "preValue" || state === "value" || state === "valueEscape") finish();
   return env;

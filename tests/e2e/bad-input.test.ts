@@ -17,6 +17,7 @@ beforeAll(async () => {
     "typo.env": "QUOBYTE_API_URL=http://api:7860\nQUOBYTE_TENNANT_ID=t\n",
     "no-url.env": "SOCKET_GROUP=root\n",
     "pw-no-equals.env": "QUOBYTE_API_URL=http://api:7860\nQUOBYTE_API_PASSWORD hunter2\n",
+    "comment-continues.env": "# was QUOBYTE_API_URL=http://old \\\nQUOBYTE_API_URL=http://api:7860\n",
     "pw-bad-name.env": "QUOBYTE_API_URL=http://api:7860\nQUOBYTE_API_PASSWORD hunter2 =x\n",
     "open-quote.env": 'QUOBYTE_API_URL=http://api:7860\nQUOBYTE_API_PASSWORD="unterminated\n',
     "a-file": "not a directory\n",
@@ -39,6 +40,7 @@ function tree(root: string): string[] {
 const CASES: [string, number, string][] = [
   ["serve --path {dir}/v extra words", 2, 'unexpected argument "extra": this command takes only --flags (a value with spaces needs quotes) (see docker-quobyte-plugin serve --help)'],
   ["serve --env-file {dir}/no-equals.env", 2, '{dir}/no-equals.env line 2: "QUOBYTE_API_URL ..." is not KEY=VALUE (is the "=" missing?) (see docker-quobyte-plugin serve --help)'],
+  ["serve --env-file {dir}/comment-continues.env", 2, '{dir}/comment-continues.env line 1: the comment ends in "\\", which systemd 252 continues onto line 2 and so drops that line; remove the "\\" (see docker-quobyte-plugin serve --help)'],
   // A secret on a bad line or in the API URL is never repeated (every row is checked for hunter2).
   ["serve --env-file {dir}/pw-no-equals.env", 2, '{dir}/pw-no-equals.env line 2: "QUOBYTE_API_PASSWORD ..." is not KEY=VALUE (is the "=" missing?) (see docker-quobyte-plugin serve --help)'],
   ["serve --env-file {dir}/pw-bad-name.env", 2, '{dir}/pw-bad-name.env line 2: "QUOBYTE_API_PASSWORD ..." is not a variable name (see docker-quobyte-plugin serve --help)'],

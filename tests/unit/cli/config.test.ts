@@ -132,6 +132,10 @@ describe("environment files", () => {
     });
   });
 
+  test("blanks are systemd's (space, tab, CR, LF): a vertical tab or form feed is part of the value", () => {
+    expect(parseEnvFile("A=\vx\f\nB= \t y \t\r\n# a \\ inside a comment is fine\nC=1\n")).toEqual({ A: "\vx\f", B: "y", C: "1" });
+  });
+
   test("a line systemd would skip is an error naming the file and the line", () => {
     const cases: [string, RegExp][] = [
       ["# ok\nQUOBYTE_API_URL http://x\n", /^bad\.env line 2: "QUOBYTE_API_URL \.\.\." is not KEY=VALUE/],
@@ -139,6 +143,10 @@ describe("environment files", () => {
       ["\n\n9KEY=1\n", /^bad\.env line 3: "9KEY" is not a variable name/],
       ['A=1\nB="open\n', /^bad\.env line 2: the quote opened for B is never closed/],
       ["garbage", /^bad\.env line 1: "garbage" is not KEY=VALUE/],
+      // systemd 252 would take line 2 as part of the comment and drop the setting.
+      ["A=1\n# old \\\nQUOBYTE_API_URL=http://x\n", /^bad\.env line 2: the comment ends in "\\", which systemd 252 continues onto line 3/],
+      // A no-break space is no blank for systemd: the name is invalid, not "A".
+      ["A\u00a0=1\n", /^bad\.env line 1: "A\u00a0" is not a variable name/],
     ];
     for (const [text, message] of cases) expect(() => parseEnvFile(text, "bad.env")).toThrow(message);
   });
