@@ -176,7 +176,8 @@ export interface LoadedEnvironment {
  * The environment a command runs with: the env file (explicit `--env-file`, else the
  * default one when it exists) under the process environment, and the password from
  * `--password-file` over both. The password never comes from a flag's value: that
- * would put it in argv, visible to every user in `ps`.
+ * would put it in argv, visible to every user in `ps`. Unknown QUOBYTE_* names are refused
+ * in the env file only: a stray variable exported in a shell must not make every command fail.
  */
 export function loadEnvironment(options: { envFile?: string; passwordFile?: string }, processEnv: Env): LoadedEnvironment {
   let fileEnv: Env = {};
@@ -185,7 +186,6 @@ export function loadEnvironment(options: { envFile?: string; passwordFile?: stri
     fileEnv = parseEnvFile(readTextFile("env file", envFile, "--env-file"), envFile);
     checkQuobyteKeys(fileEnv, `env file ${envFile}`);
   }
-  checkQuobyteKeys(processEnv, "environment");
   const env: Env = { ...fileEnv, ...processEnv };
   if (options.passwordFile !== undefined) {
     env.QUOBYTE_API_PASSWORD = readTextFile("password file", options.passwordFile, "--password-file").replace(/\r?\n$/, "");

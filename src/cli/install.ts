@@ -49,7 +49,12 @@ export default defineCommand({
       if (value !== undefined && !isAbsolute(value)) throw new UsageError(`--${flag} ${value} must be an absolute path, such as ${join(process.cwd(), value)}`);
     }
     // The same checks as serve, on the same inputs: a unit that cannot start is never written.
-    const { env, envFile } = loadEnvironment({ envFile: givenEnvFile }, process.env);
+    // The unit gets the env file and the flags below, never this shell's variables (an
+    // exported QUOBYTE_API_URL would make a quobyte unit that fails at start); only
+    // SOCKET_GROUP is carried over, as --group.
+    const shellGroup = process.env.SOCKET_GROUP || undefined;
+    const { env: fileEnv, envFile } = loadEnvironment({ envFile: givenEnvFile }, {});
+    const env = shellGroup === undefined ? fileEnv : { ...fileEnv, SOCKET_GROUP: shellGroup };
     const config = resolveServeConfig(parsed, env, { api: false, envFile });
     if (config.backend !== "posix" && config.backend !== "quobyte") throw new UsageError(`--backend ${String(config.backend)} is not one of: posix, quobyte`);
     // A staged image is installed elsewhere; only a live install can check the group here.
@@ -65,7 +70,7 @@ export default defineCommand({
       "--scope": parsed.scope,
       "--state-dir": parsed["state-dir"] === undefined ? undefined : config.stateDir,
       "--name": parsed.name,
-      "--group": parsed.group ?? (env.SOCKET_GROUP || undefined),
+      "--group": parsed.group ?? shellGroup,
     };
     const serveFlags = Object.entries(passed).filter((entry): entry is [string, string] => entry[1] !== undefined);
     const unit = renderServiceUnit({ binary: BINARY_PATH, backend: config.backend, serveFlags });

@@ -94,6 +94,19 @@ describe("install", () => {
     });
   }
 
+  test("the installing shell's variables do not decide the unit (it never gets them), except SOCKET_GROUP as --group", async () => {
+    const shell = { PATH: process.env.PATH, QUOBYTE_API_URL: "http://api:7860", QUOBYTE_TENNANT_ID: "stray", SOCKET_GROUP: "nogroup" };
+    const result = await runBinary(["install", "--prefix", `${dir}/root`], shell);
+    expect(result.stderr).toBe("");
+    expect(result.code).toBe(0);
+    const serve = execWords(unitLine(readFileSync(`${dir}/root/${UNITS}/docker-quobyte-plugin.service`, "utf8"), "ExecStart"));
+    expect(serve.slice(1)).toEqual(["serve", "--backend", "posix", "--group", "nogroup", "--log-format", "json"]);
+    // A stray exported QUOBYTE_* name is no reason to refuse any command.
+    const mountAll = await runBinary(["mount-all", "--backend", "posix", "--path", `${dir}/volumes`, "--state-dir", `${dir}/state`], shell);
+    expect(mountAll.stderr).toBe("");
+    expect(mountAll.code).toBe(0);
+  });
+
   test("bad input writes nothing: relative paths, a broken env file, an unclear backend, an unknown group", async () => {
     writeFileSync(`${dir}/broken.env`, "QUOBYTE_API_URL http://x\n");
     writeFileSync(`${dir}/no-url.env`, "QUOBYTE_TENANT_ID=t\n");
