@@ -1,6 +1,8 @@
 import { createBackend } from "./backends/index.ts";
 import type { ServeConfig } from "./config.ts";
+import { withDeadline } from "./core/deadline.ts";
 import { Driver } from "./core/driver.ts";
+import { messageOf } from "./core/errors.ts";
 import { MountRefs } from "./core/mount-refs.ts";
 import type { Logger } from "./logging.ts";
 import { backendDependencies, HealthTracker } from "./core/health.ts";
@@ -9,6 +11,9 @@ import { type Listener, openListener } from "./protocol/open-listener.ts";
 import { ListenError } from "./protocol/tcp-listener.ts";
 import { resolveAccountId } from "./system/accounts.ts";
 import { UsageError } from "./config.ts";
+
+/** How long a stop waits for the backend after the drain: the whole stop is the drain bound plus this. */
+export const CLOSE_BOUND_MS = 5000;
 
 export interface RunningService {
   readonly driver: Driver;
@@ -72,7 +77,10 @@ export async function startService(config: ServeConfig, log: Logger): Promise<Ru
         health.stop();
         await listener.stop();
         refs.close();
-        await backend.close();
+        // Storage may hang; a SIGTERM must still end the process (systemd would SIGKILL it).
+        await withDeadline(backend.close(), CLOSE_BOUND_MS, "closing the backend").catch((error: unknown) =>
+          log.warn(`stopped without waiting for the backend: ${messageOf(error)}`),
+        );
       })();
       return stopping;
     },

@@ -42,7 +42,6 @@ export class PosixBackend implements Backend {
   private root = "";
   private meta!: MetadataStore<PosixVolumeMeta>;
   private trashDir = "";
-  private trashSweep: Promise<void> = Promise.resolve();
   private readonly indexRefreshMs: number;
   private readonly monitor: MountMonitor | undefined;
 
@@ -87,7 +86,7 @@ export class PosixBackend implements Backend {
       await this.rollForwardInterruptedRemoves();
       // Leftovers of interrupted removals are deleted in the background: a large one
       // must not delay the socket, and a failure is simply retried at the next start.
-      this.trashSweep = this.emptyTrash().catch(() => {});
+      void this.emptyTrash().catch(() => {});
     } catch (error) {
       if (error instanceof PluginError) throw error;
       throw new PluginError("BACKEND_FAILED", `cannot use ${this.root} as the volume root: ${messageOf(error)}`, {
@@ -300,7 +299,6 @@ export class PosixBackend implements Backend {
     if (health.state !== "live") throw new PluginError("BACKEND_FAILED", health.detail, { volume });
   }
 
-  async close(): Promise<void> {
-    await this.trashSweep;
-  }
+  /** Does not wait for the trash sweep (a large tree, or a hung root): the next start resumes it. */
+  async close(): Promise<void> {}
 }
