@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { DEFAULTS, UsageError } from "./config.ts";
 import { closestName } from "./closest-name.ts";
+import { fsErrorText } from "./fs-error-text.ts";
 
 export type Env = Record<string, string | undefined>;
 
@@ -198,22 +199,6 @@ export function readTextFile(what: string, path: string, flag: string): string {
   try {
     return readFileSync(path, "utf8");
   } catch (error) {
-    throw new UsageError(`${flag} ${path}: ${describeFileError(what, error)}`);
-  }
-}
-
-/** An fs error as a sentence the operator can act on, never the runtime's raw text. */
-export function describeFileError(what: string, error: unknown): string {
-  const code = typeof error === "object" && error !== null && "code" in error ? String((error as { code: unknown }).code) : "";
-  switch (code) {
-    case "ENOENT":
-      return `the ${what} does not exist`;
-    case "EACCES":
-    case "EPERM":
-      return `the ${what} is not readable by this user (run as root or fix its permissions)`;
-    case "EISDIR":
-      return "is a directory; name a file";
-    default:
-      return `the ${what} cannot be read (${code || "unknown error"})`;
+    throw new UsageError(`${flag} ${path}: the ${what} ${fsErrorText(error)}`);
   }
 }

@@ -9,7 +9,7 @@ import { backendDependencies, HealthTracker } from "./core/health.ts";
 import { createApp } from "./protocol/app.ts";
 import { type Listener, openListener } from "./protocol/open-listener.ts";
 import { ListenError } from "./protocol/tcp-listener.ts";
-import { resolveAccountId } from "./system/accounts.ts";
+import { requireSocketGroup } from "./system/accounts.ts";
 import { UsageError } from "./config.ts";
 
 /** How long a stop waits for the backend after the drain: the whole stop is the drain bound plus this. */
@@ -27,10 +27,7 @@ export interface RunningService {
 
 /** Wires backend, state, driver, router and socket: everything `serve` runs. */
 export async function startService(config: ServeConfig, log: Logger): Promise<RunningService> {
-  const gid = await resolveAccountId("group", config.socketGroup);
-  if (gid === undefined) {
-    throw new UsageError(`--group ${config.socketGroup} (or SOCKET_GROUP) does not exist on this host; create it (groupadd ${config.socketGroup}) or name another`);
-  }
+  const gid = await requireSocketGroup(config.socketGroup);
 
   // The state first: by default the volume root lies inside the state dir, and the
   // backend's recursive mkdir would otherwise make the state dir 0755 instead of 0700.

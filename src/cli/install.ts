@@ -3,7 +3,7 @@ import { chmod, copyFile, mkdir, rename } from "node:fs/promises";
 import { dirname, isAbsolute, join } from "node:path";
 import { resolveServeConfig, UsageError } from "../config.ts";
 import { loadEnvironment } from "../env-file.ts";
-import { resolveAccountId } from "../system/accounts.ts";
+import { requireSocketGroup } from "../system/accounts.ts";
 import { writeFileAtomic } from "../system/atomic-file.ts";
 import { renderServiceUnit, renderSocketUnit, SERVICE_NAME, SOCKET_NAME } from "../system/systemd-units.ts";
 import { assertKnownArgs, backendArgs, nameArg } from "./args.ts";
@@ -58,9 +58,7 @@ export default defineCommand({
     const config = resolveServeConfig(parsed, env, { api: false, envFile });
     if (config.backend !== "posix" && config.backend !== "quobyte") throw new UsageError(`--backend ${String(config.backend)} is not one of: posix, quobyte`);
     // A staged image is installed elsewhere; only a live install can check the group here.
-    if (prefix === "/" && (await resolveAccountId("group", config.socketGroup)) === undefined) {
-      throw new UsageError(`--group ${config.socketGroup} does not exist on this host; create it (groupadd ${config.socketGroup}) or name another`);
-    }
+    if (prefix === "/") await requireSocketGroup(config.socketGroup);
 
     // serve's flags the unit carries: the storage, the socket and the state, as tested by hand.
     const passed: Record<string, string | undefined> = {

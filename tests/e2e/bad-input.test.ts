@@ -50,7 +50,7 @@ const CASES: [string, number, string][] = [
   ["serve --env-file {dir}/no-url.env --path {dir}/v", 2, "env file {dir}/no-url.env sets no QUOBYTE_API_URL, so the backend is unclear: add QUOBYTE_API_URL=http://HOST:7860 to it for quobyte, or pass --backend posix (see docker-quobyte-plugin serve --help)"],
   ["serve --env-file {dir}/open-quote.env", 2, "{dir}/open-quote.env line 2: the quote opened for QUOBYTE_API_PASSWORD is never closed (see docker-quobyte-plugin serve --help)"],
   ["serve --env-file {dir}/missing.env", 2, "--env-file {dir}/missing.env: the env file does not exist (see docker-quobyte-plugin serve --help)"],
-  ["serve --env-file {dir}/plain-dir", 2, "--env-file {dir}/plain-dir: is a directory; name a file (see docker-quobyte-plugin serve --help)"],
+  ["serve --env-file {dir}/plain-dir", 2, "--env-file {dir}/plain-dir: the env file is a directory; name a file (see docker-quobyte-plugin serve --help)"],
   ["serve --backend posix --path {dir}/a-file --state-dir {dir}/s", 2, "--path {dir}/a-file is a file, not a directory; name a directory (it is created when missing) (see docker-quobyte-plugin serve --help)"],
   ["serve --backend posix --path {dir}/v --state-dir {dir}/a-file", 2, "--state-dir {dir}/a-file is a file, not a directory; name a directory (it is created when missing) (see docker-quobyte-plugin serve --help)"],
   ["serve --backend posix --path {dir}/v --state-dir {dir}/s --socket {dir}/p.sock --group no-such-group-dqp", 2, "--group no-such-group-dqp (or SOCKET_GROUP) does not exist on this host; create it (groupadd no-such-group-dqp) or name another (see docker-quobyte-plugin serve --help)"],

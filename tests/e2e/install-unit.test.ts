@@ -126,7 +126,7 @@ describe("install", () => {
     // The group is checked on a live install (a staged image has its own groups).
     const group = await runBinary(["install", "--backend", "posix", "--group", "no-such-group-dqp", "--dry-run"]);
     expect(group.code).toBe(2);
-    expect(group.stderr).toStartWith("error: --group no-such-group-dqp does not exist on this host; create it (groupadd no-such-group-dqp) or name another");
+    expect(group.stderr).toStartWith("error: --group no-such-group-dqp (or SOCKET_GROUP) does not exist on this host; create it (groupadd no-such-group-dqp) or name another");
     expect(group.stdout).toBe("");
   });
 });
