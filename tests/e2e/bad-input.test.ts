@@ -3,7 +3,7 @@
 // working directory is exactly as before (no unit, no volume, no socket left behind).
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { makeTempDir, removeTempDir } from "../support/tmp.ts";
 import { type PluginProcess, runBinary, startPlugin, stopPlugin } from "./plugin-process.ts";
@@ -34,6 +34,28 @@ afterAll(async () => {
 
 function tree(root: string): string[] {
   return readdirSync(root, { recursive: true, withFileTypes: true }).map((entry) => join(entry.parentPath, entry.name)).sort();
+}
+
+/**
+ * What the plugin would create in its default places (a row without --state-dir, --socket
+ * or --path uses them): the state dir and posix root, the default socket and spec files,
+ * the quobyte mount point, the installed binary and units.
+ */
+const DEFAULT_PLACES = [
+  "/var/lib/docker-quobyte-plugin",
+  "/run/docker/plugins/quobyte.sock",
+  "/run/docker/plugins/quobyte.spec",
+  "/run/docker/plugins/quobyte.json",
+  "/etc/docker/plugins/quobyte.spec",
+  "/etc/docker/plugins/quobyte.json",
+  "/run/docker/quobyte",
+  "/usr/local/bin/docker-quobyte-plugin",
+  "/etc/systemd/system/docker-quobyte-plugin.service",
+  "/etc/systemd/system/docker-quobyte-plugin.socket",
+];
+
+function defaultPlaces(): Record<string, string[] | "absent"> {
+  return Object.fromEntries(DEFAULT_PLACES.map((place) => [place, !existsSync(place) ? "absent" : statSync(place).isDirectory() ? tree(place) : [place]]));
 }
 
 /** [argv with {dir} for the temp dir, exit code, the whole of stderr]. */
@@ -73,12 +95,14 @@ describe("bad input gets one line that says what to do, and changes nothing on d
   for (const [argv, code, message] of CASES) {
     test(argv, async () => {
       const before = tree(dir);
+      const placesBefore = defaultPlaces();
       const result = await runBinary(argv.replaceAll("{dir}", dir).split(" "));
       expect(result.stderr).toBe(`error: ${message.replaceAll("{dir}", dir)}\n`);
       expect(result.stderr).not.toContain("hunter2");
       expect(result.code).toBe(code);
       expect(result.stdout).toBe("");
       expect(tree(dir)).toEqual(before);
+      expect(defaultPlaces()).toEqual(placesBefore);
     });
   }
 });
