@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: unit, protocol, and e2e tests that drive the compiled binary
 # against a real Docker engine. As root it first installs the Debian packages the e2e
-# tests need. Prints "N passed, N failed" last; exits non-zero on any failure.
+# tests need, and fetches the newer Docker engines of the e2e matrix. Prints
+# the run time, then "N passed, N failed" last; exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,6 +27,9 @@ fi
 export PATH="$PWD/node_modules/.bin:$PATH"
 bun run build
 tsc --noEmit -p .
+# The e2e engine matrix (Docker 20.10, 26, 28; DQP_E2E_ENGINE picks some): fetched and
+# cached before the tests, so no test's setup waits on the mirror.
+if [ "$(id -u)" -eq 0 ]; then bun scripts/fetch-engines.ts; fi
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
@@ -35,6 +39,7 @@ status=${PIPESTATUS[0]}
 set -e
 passed=$(sed -n 's/^ *\([0-9][0-9]*\) pass$/\1/p' "$log" | tail -1)
 failed=$(sed -n 's/^ *\([0-9][0-9]*\) fail$/\1/p' "$log" | tail -1)
+echo "suite run time: $((SECONDS / 60)) min $((SECONDS % 60)) s"
 echo "${passed:-0} passed, ${failed:-0} failed"
 if [ "$status" -eq 0 ] && [ "${passed:-0}" -eq 0 ]; then exit 1; fi
 exit "$status"

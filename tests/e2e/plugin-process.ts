@@ -1,6 +1,7 @@
 import type { Subprocess } from "bun";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
+import { EngineClient } from "../support/engine-client.ts";
 
 /** The compiled binary under test (built by `npm run build` before the suite). */
 export const BINARY = join(import.meta.dir, "../../dist/docker-quobyte-plugin");
@@ -47,6 +48,17 @@ export async function startPlugin(
 export async function stopPlugin(plugin: PluginProcess, signal: NodeJS.Signals = "SIGTERM"): Promise<number> {
   if (plugin.proc.exitCode === null) plugin.proc.kill(signal);
   return plugin.proc.exited;
+}
+
+/** How many mounts the plugin at socketPath counts for volume `name` (its Get's Status). */
+export async function mountCountOf(socketPath: string, name: string): Promise<number> {
+  const client = new EngineClient(socketPath);
+  try {
+    const reply = (await client.call("VolumeDriver.Get", { Name: name })).json as { Volume: { Status: { mounts: number } } };
+    return reply.Volume.Status.mounts;
+  } finally {
+    client.close();
+  }
 }
 
 async function answers(socketPath: string): Promise<boolean> {

@@ -40,8 +40,11 @@ export async function applyOwnership(dir: string, ownership: Ownership): Promise
   }
 }
 
-/** Errors that say the storage is away (hung, disconnected), not that the data is bad. */
-const UNAVAILABLE = new Set(["ENOTCONN", "EIO", "ESTALE", "ETIMEDOUT", "EHOSTDOWN", "EHOSTUNREACH", "ENODEV", "ENXIO"]);
+/**
+ * Errors that say the storage is away (hung, disconnected), not that the data is bad.
+ * ECONNABORTED is what a FUSE request in flight gets when its daemon is killed.
+ */
+const UNAVAILABLE = new Set(["ENOTCONN", "ECONNABORTED", "EIO", "ESTALE", "ETIMEDOUT", "EHOSTDOWN", "EHOSTUNREACH", "ENODEV", "ENXIO"]);
 
 export function storageUnavailable(error: unknown): boolean {
   if (error instanceof PluginError && error.code === "TIMEOUT") return true;

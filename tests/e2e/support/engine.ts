@@ -8,48 +8,49 @@
 // Everything that gets started is stopped by PID; nothing here matches
 // processes by name.
 
-import { existsSync, closeSync, openSync, readFileSync, readdirSync, readlinkSync } from "node:fs";
+import { existsSync, closeSync, openSync, readFileSync } from "node:fs";
 import { chmod, copyFile, mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Spawn, Subprocess } from "bun";
+import {
+  BUSYBOX,
+  type EngineBinaries,
+  type EngineFlavour,
+  ensureEngineBinaries,
+  hostFlavour,
+} from "./engine-versions.ts";
+import {
+  allPids,
+  isAlive,
+  mergeEnv,
+  pidsWithCmdline,
+  readCmdline,
+  readMountNs,
+  readPpid,
+  type RunOptions,
+  type RunResult,
+  runArgv,
+  runChecked,
+  signal,
+  sleep,
+  terminatePid,
+} from "./process.ts";
 
-// Debian's binaries, by absolute path: /usr/local/bin/docker is a different,
-// newer client that must not be picked up via PATH.
-export const DOCKERD = "/usr/sbin/dockerd";
-export const DOCKER = "/usr/bin/docker";
-export const BUSYBOX = "/bin/busybox";
+// The suites import these from here, next to the engine they drive.
+export { ensureEnginePackages } from "./engine-versions.ts";
+export { isAlive, pidsWithCmdline, runArgv, type RunOptions, type RunResult } from "./process.ts";
+
 const UNSHARE = "/usr/bin/unshare";
 const NSENTER = "/usr/bin/nsenter";
 const TAR = "/usr/bin/tar";
 
 export const BUSYBOX_IMAGE = "dqp-busybox:e2e";
 
-// dockerd looks up containerd/runc/docker-init via PATH; keep it to Debian's.
-const DAEMON_PATH = "/usr/sbin:/usr/bin:/sbin:/bin";
-
-const DEFAULT_RUN_TIMEOUT_MS = 60_000;
 const ENGINE_READY_TIMEOUT_MS = 60_000;
 const DOCKERD_STOP_GRACE_MS = 20_000;
 const CONTAINERD_STOP_GRACE_MS = 10_000;
 // sun_path is 108 bytes including the terminating NUL.
 const MAX_UNIX_SOCKET_PATH = 107;
-
-export interface RunResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-export interface RunOptions {
-  /** Kill (SIGKILL) after this long; the result then has code 124. Default 60 s. */
-  timeoutMs?: number;
-  /** Written to the process' stdin; stdin is closed (ignored) when absent. */
-  stdin?: string;
-  /** Merged over process.env; `undefined` removes a variable. */
-  env?: Record<string, string | undefined>;
-  /** Working directory (inside the namespace for Namespace.run; default there: workDir). */
-  cwd?: string;
-}
 
 export interface NsSpawnOptions<Out extends Spawn.Readable, Err extends Spawn.Readable> {
   /** Merged over process.env; `undefined` removes a variable. */
@@ -77,6 +78,8 @@ export interface Namespace {
     opts?: NsSpawnOptions<Out, Err>,
   ): Subprocess<"ignore", Out, Err>;
   run(argv: string[], opts?: RunOptions): Promise<RunResult>;
+  /** The same file seen from outside the namespace, e.g. a plugin socket under /run/docker/plugins. */
+  fromOutside(pathInside: string): string;
   /** Kills the holder and any process still inside the namespace, by PID. Idempotent. */
   stop(): Promise<void>;
 }
@@ -98,7 +101,9 @@ export interface Engine {
   readonly dataRoot: string;
   readonly execRoot: string;
   readonly logPath: string;
-  /** Runs `/usr/bin/docker -H <host> ...args` from outside the namespace. */
+  /** Which engine this is (20.10, 26, 28); test names and failures carry it. */
+  readonly flavour: EngineFlavour;
+  /** Runs this engine's own `docker -H <host> ...args` from outside the namespace. */
   docker(args: string[], opts?: DockerOptions): Promise<RunResult>;
   /** PID of the containerd that dockerd started, if it is running. */
   containerdPid(): number | undefined;
@@ -111,179 +116,6 @@ export interface Engine {
   log(): string;
 }
 
-// ---------------------------------------------------------------------------
-// Generic process helpers
-
-/** Runs argv (no shell) and collects its output; never rejects on non-zero exit. */
-export async function runArgv(argv: string[], opts: RunOptions = {}): Promise<RunResult> {
-  const timeoutMs = opts.timeoutMs ?? DEFAULT_RUN_TIMEOUT_MS;
-  const proc = Bun.spawn(argv, {
-    stdin: opts.stdin === undefined ? "ignore" : new TextEncoder().encode(opts.stdin),
-    stdout: "pipe",
-    stderr: "pipe",
-    env: mergeEnv(opts.env),
-    ...(opts.cwd === undefined ? {} : { cwd: opts.cwd }),
-  });
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    proc.kill("SIGKILL");
-  }, timeoutMs);
-  try {
-    const [stdout, stderr, code] = await Promise.all([
-      new Response(proc.stdout).text(),
-      new Response(proc.stderr).text(),
-      proc.exited,
-    ]);
-    if (timedOut) {
-      // 124 mirrors timeout(1), so a hang is distinguishable from a failure.
-      return { code: 124, stdout, stderr: `${stderr}\n[e2e] timed out after ${timeoutMs} ms: ${argv.join(" ")}` };
-    }
-    return { code, stdout, stderr };
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** process.env overlaid with `extra`; an `undefined` value removes the variable. */
-function mergeEnv(extra: Record<string, string | undefined> | undefined): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries({ ...process.env, ...extra })) {
-    if (v !== undefined) env[k] = v;
-  }
-  return env;
-}
-
-function describeResult(argv: string[], r: RunResult): string {
-  return `${argv.join(" ")} exited ${r.code}\nstdout: ${r.stdout.trim()}\nstderr: ${r.stderr.trim()}`;
-}
-
-async function runChecked(argv: string[], opts?: RunOptions): Promise<RunResult> {
-  const r = await runArgv(argv, opts);
-  if (r.code !== 0) throw new Error(describeResult(argv, r));
-  return r;
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** True while pid exists and is not a zombie (an unreaped corpse counts as gone). */
-export function isAlive(pid: number): boolean {
-  let stat: string;
-  try {
-    stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  } catch {
-    return false;
-  }
-  // The state field follows the parenthesised comm, which may contain spaces.
-  const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
-  return state !== "Z" && state !== "X";
-}
-
-function readCmdline(pid: number): string | undefined {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").join(" ");
-  } catch {
-    return undefined;
-  }
-}
-
-function readPpid(pid: number): number | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    const ppid = Number(fields[1]);
-    return Number.isInteger(ppid) ? ppid : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-function readMountNs(pid: number | "self"): string | undefined {
-  try {
-    return readlinkSync(`/proc/${pid}/ns/mnt`);
-  } catch {
-    return undefined;
-  }
-}
-
-function allPids(): number[] {
-  return readdirSync("/proc")
-    .filter((name) => /^\d+$/.test(name))
-    .map(Number)
-    .filter((pid) => pid !== process.pid);
-}
-
-/** PIDs whose command line contains `needle` (used to find leftovers of one work dir). */
-export function pidsWithCmdline(needle: string): number[] {
-  return allPids().filter((pid) => isAlive(pid) && (readCmdline(pid)?.includes(needle) ?? false));
-}
-
-function signal(pid: number, sig: NodeJS.Signals): void {
-  try {
-    process.kill(pid, sig);
-  } catch {
-    // Already gone (ESRCH) is exactly what we want.
-  }
-}
-
-async function waitGone(pid: number, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (isAlive(pid)) {
-    if (Date.now() >= deadline) return false;
-    await sleep(50);
-  }
-  return true;
-}
-
-/** SIGTERM, wait up to graceMs, then SIGKILL. Throws if the pid still survives. */
-async function terminatePid(pid: number, graceMs: number): Promise<void> {
-  if (!isAlive(pid)) return;
-  signal(pid, "SIGTERM");
-  if (await waitGone(pid, graceMs)) return;
-  signal(pid, "SIGKILL");
-  if (!(await waitGone(pid, 10_000))) throw new Error(`pid ${pid} survived SIGKILL`);
-}
-
-// ---------------------------------------------------------------------------
-// Packages
-
-let packagesReady: Promise<void> | undefined;
-
-async function missingEngineBits(): Promise<string[]> {
-  const missing: string[] = [];
-  if (!existsSync(DOCKERD)) missing.push(DOCKERD);
-  if (!existsSync(DOCKER)) missing.push(DOCKER);
-  // /bin/busybox may also come from the dynamically linked `busybox` package;
-  // only the static one works when copied alone into an image.
-  const status = await runArgv(["dpkg-query", "-W", "-f=${Status}", "busybox-static"]);
-  if (!existsSync(BUSYBOX) || status.code !== 0 || !status.stdout.includes("install ok installed")) {
-    missing.push(`${BUSYBOX} (busybox-static)`);
-  }
-  return missing;
-}
-
-/** Installs docker.io + busybox-static via apt when any engine binary is missing. Memoised. */
-export function ensureEnginePackages(): Promise<void> {
-  packagesReady ??= (async () => {
-    const missing = await missingEngineBits();
-    if (missing.length === 0) return;
-    if (process.getuid?.() !== 0) {
-      throw new Error(
-        `e2e engine needs ${missing.join(", ")}; run as root or install them: apt-get install -y docker.io busybox-static`,
-      );
-    }
-    const env = { NEEDRESTART_SUSPEND: "1", DEBIAN_FRONTEND: "noninteractive" };
-    await runChecked(["apt-get", "update"], { env, timeoutMs: 600_000 });
-    await runChecked(["apt-get", "install", "-y", "docker.io", "busybox-static"], { env, timeoutMs: 900_000 });
-    const still = await missingEngineBits();
-    if (still.length > 0) throw new Error(`still missing after apt-get install: ${still.join(", ")}`);
-  })();
-  // Don't cache a failure: a later caller may have fixed the environment.
-  packagesReady.catch(() => {
-    packagesReady = undefined;
-  });
-  return packagesReady;
-}
 
 // ---------------------------------------------------------------------------
 // Work dir
@@ -382,6 +214,7 @@ export async function startNamespace(workDir: string): Promise<Namespace> {
       });
     },
     run,
+    fromOutside: (pathInside) => `/proc/${pid}/root${pathInside}`,
     async stop(): Promise<void> {
       if (stopped) return;
       stopped = true;
@@ -420,6 +253,8 @@ class DockerEngine implements Engine {
   constructor(
     private readonly ns: Namespace,
     readonly workDir: string,
+    readonly flavour: EngineFlavour,
+    private readonly binaries: EngineBinaries,
   ) {
     this.dataRoot = join(workDir, "data");
     this.execRoot = join(workDir, "exec");
@@ -439,7 +274,7 @@ class DockerEngine implements Engine {
   }
 
   async docker(args: string[], opts: DockerOptions = {}): Promise<RunResult> {
-    return await runArgv([DOCKER, "-H", this.host, ...args], {
+    return await runArgv([this.binaries.docker, "-H", this.host, ...args], {
       ...opts,
       // Own client config dir: the host's ~/.docker (contexts, creds helpers) must not leak in.
       env: { DOCKER_CONFIG: this.clientConfigDir, DOCKER_HOST: undefined, DOCKER_CONTEXT: undefined, DOCKER_TLS_VERIFY: undefined },
@@ -475,7 +310,7 @@ class DockerEngine implements Engine {
     try {
       const proc = this.ns.spawn(
         [
-          DOCKERD,
+          this.binaries.dockerd,
           "--config-file",
           this.configFile,
           "--data-root",
@@ -490,7 +325,7 @@ class DockerEngine implements Engine {
           "--iptables=false",
           "--bridge=none",
         ],
-        { stdout: logFd, stderr: logFd, env: { PATH: DAEMON_PATH } },
+        { stdout: logFd, stderr: logFd, env: { PATH: this.binaries.daemonPath } },
       );
       this.proc = proc;
       this.lastPid = proc.pid;
@@ -508,7 +343,7 @@ class DockerEngine implements Engine {
     let last: RunResult | undefined;
     while (Date.now() < deadline) {
       if (proc.exitCode !== null || proc.signalCode !== null) {
-        throw new Error(`dockerd exited early (code ${proc.exitCode}, signal ${proc.signalCode})\n${this.logTail()}`);
+        throw new Error(`dockerd ${this.flavour.id} exited early (code ${proc.exitCode}, signal ${proc.signalCode})\n${this.logTail()}`);
       }
       last = await this.docker(["version", "--format", "{{.Server.Version}}"], { timeoutMs: 5_000 });
       if (last.code === 0) return;
@@ -516,7 +351,7 @@ class DockerEngine implements Engine {
     }
     await this.stop();
     throw new Error(
-      `dockerd not ready after ${ENGINE_READY_TIMEOUT_MS} ms; last: ${last?.stderr.trim()}\n${this.logTail()}`,
+      `dockerd ${this.flavour.id} not ready after ${ENGINE_READY_TIMEOUT_MS} ms; last: ${last?.stderr.trim()}\n${this.logTail()}`,
     );
   }
 
@@ -582,9 +417,12 @@ class DockerEngine implements Engine {
   }
 }
 
-/** Starts dockerd inside `ns` with all state under workDir; resolves once the API answers. */
-export async function startEngine(ns: Namespace, workDir: string): Promise<Engine> {
-  const engine = new DockerEngine(ns, workDir);
+/**
+ * Starts dockerd of `flavour` (default: the host's bookworm engine) inside `ns` with all
+ * state under workDir; resolves once the API answers.
+ */
+export async function startEngine(ns: Namespace, workDir: string, flavour: EngineFlavour = hostFlavour()): Promise<Engine> {
+  const engine = new DockerEngine(ns, workDir, flavour, await ensureEngineBinaries(flavour));
   await engine.start();
   return engine;
 }
@@ -648,11 +486,25 @@ export async function buildBusyboxImage(engine: Engine): Promise<string> {
   return engine.image;
 }
 
-/** What most e2e suites need: a private namespace, a dockerd in it, the busybox image. */
-export async function startEngineWithImage(workDir: string): Promise<{ ns: Namespace; engine: Engine }> {
-  await ensureEnginePackages();
+/**
+ * What most e2e suites need: a private namespace, a dockerd of `flavour` in it, the busybox
+ * image. The engine's binaries are fetched first, so the namespace never outlives a failed fetch.
+ */
+export async function startEngineWithImage(
+  workDir: string,
+  flavour: EngineFlavour = hostFlavour(),
+): Promise<{ ns: Namespace; engine: Engine }> {
+  await ensureEngineBinaries(flavour);
   const ns = await startNamespace(workDir);
-  const engine = await startEngine(ns, workDir);
-  await buildBusyboxImage(engine);
-  return { ns, engine };
+  let engine: Engine | undefined;
+  try {
+    engine = await startEngine(ns, workDir, flavour);
+    await buildBusyboxImage(engine);
+    return { ns, engine };
+  } catch (e) {
+    // The caller never gets hold of them, so nothing else would stop them.
+    await engine?.destroy();
+    await ns.stop();
+    throw e;
+  }
 }
