@@ -1,5 +1,5 @@
-import { UsageError } from "../config.ts";
 import { readFile } from "node:fs/promises";
+import { UsageError } from "../config.ts";
 
 /** The largest id chown accepts; (uid_t)-1 means "unchanged" and is not a real id. */
 const MAX_ID = 0xfffffffe;

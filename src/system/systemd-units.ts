@@ -51,8 +51,8 @@ const HARDENING = [
   "#  keep the volume's group; the filter would refuse that chmod.",
   "NoNewPrivileges=yes",
   // SYS_ADMIN: mount/umount of the FUSE client. CHOWN/FOWNER/DAC_*: volume roots owned by
-  // the volume's user. FSETID: the kernel silently drops S_ISGID from a chmod of a root
-  // whose group we are not in without it. SETUID/SETGID: mount.quobyte drops to its own user.
+  // the volume's user. FSETID: without it the kernel silently drops S_ISGID from a chmod
+  // of a root whose group is not ours (mode=2770). SETUID/SETGID: mount.quobyte drops to its own user.
   "CapabilityBoundingSet=CAP_SYS_ADMIN CAP_CHOWN CAP_FOWNER CAP_FSETID CAP_DAC_OVERRIDE CAP_DAC_READ_SEARCH CAP_SETUID CAP_SETGID",
   "AmbientCapabilities=",
   "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
