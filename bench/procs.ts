@@ -15,6 +15,12 @@ export function pluginBinary(): string {
   return pluginBinaryPath;
 }
 
+/** `--scope global` measures with mount claims on (a shared root's bookkeeping). */
+let pluginScope: "local" | "global" | undefined;
+export function setPluginScope(scope: "local" | "global"): void {
+  pluginScope = scope;
+}
+
 export function setPluginBinary(path: string): void {
   pluginBinaryPath = path;
 }
@@ -102,6 +108,7 @@ export function pluginArgv(dirs: Omit<PluginDirs, "logPath">, binary = pluginBin
     "--log-level",
     "warn",
   ];
+  if (pluginScope) argv.push("--scope", pluginScope);
   // The socket is chowned to root:<group>; without root only one's own group works.
   if (process.getuid?.() !== 0) argv.push("--group", String(process.getgid?.() ?? 0));
   return argv;

@@ -1,12 +1,16 @@
-// `npm run bench` (= `bun bench/run.ts`): every workload of the benchmark, one line per
+// `npm run bench` (= `bun bench/run.ts`): the comparison with a Go plugin on the engine's
+// own client (bench/versus-go.ts), then every workload of the benchmark, one line per
 // figure (`name value unit [ratio-to-floor]`), and bench/results.json. See bench/README.md.
 //
-//   bun bench/run.ts [--no-engine] [--no-build] [--quick] [--only=startup,hot,crud,list,memory,engine]
-//                    [--binary=PATH] [--results=PATH]
+//   bun bench/run.ts [--no-engine] [--no-build] [--quick] [--only=go,startup,hot,crud,list,memory,engine]
+//                    [--go=hot,crud,activated,list,startup,rss] [--soak[=MINUTES]] [--binary=PATH] [--results=PATH]
+//                    [--scope=local|global]
 //
 // --no-build   measure dist/docker-quobyte-plugin as it is (default: `bun run build` first)
 // --binary     measure another build (e.g. of a change under test); implies --no-build
 // --quick      shorter windows and sizes (a smoke run; figures are not comparable)
+// --soak       only the soak run (default 10 minutes): flat CPU per call, no growth (bench/soak.ts)
+// --scope      serve with --scope global to measure with mount claims on (default: the plugin's default)
 //
 // ratio-to-floor = the plugin's figure / the floor's figure for the same workload and
 // metric. The floor is a bare Bun.serve on a Unix socket answering a constant body, run
@@ -23,19 +27,21 @@ import { callOnce, Connection, engineRequest, isSuccess } from "./client.ts";
 import { engineWorkload } from "./engine.ts";
 import { hex, HOT_LABELS, hotScript } from "./hot-script.ts";
 import { probeWorkload } from "./probe.ts";
+import { soak } from "./soak.ts";
+import { GO_PARTS, type GoPart, type TargetLine, versusGo } from "./versus-go.ts";
 import { closedLoop, type LoadResult, mergeRuns, type Script } from "./load.ts";
 import { populate } from "./populate.ts";
-import { BUN, cpuMicros, pluginBinary, procStatusKb, REPO, type Served, serve, setPluginBinary, startFloor, startPlugin, stop, stopAll } from "./procs.ts";
+import { BUN, cpuMicros, pluginBinary, procStatusKb, REPO, type Served, serve, setPluginBinary, setPluginScope, startFloor, startPlugin, stop, stopAll } from "./procs.ts";
 import { median, percentile, sorted } from "./stats.ts";
 
-const WORKLOADS = ["startup", "hot", "crud", "list", "memory", "probe", "engine"] as const;
+const WORKLOADS = ["go", "startup", "hot", "crud", "list", "memory", "probe", "engine"] as const;
 type Workload = (typeof WORKLOADS)[number];
 
 const argv = process.argv.slice(2);
 for (const arg of argv) {
-  if (!/^--(no-engine|no-build|quick|only=[a-z,]+|binary=.+|results=.+)$/.test(arg)) {
+  if (!/^--(no-engine|no-build|quick|soak(=\d+(\.\d+)?)?|only=[a-z,]+|go=[a-z,]+|binary=.+|results=.+|scope=(local|global))$/.test(arg)) {
     process.stderr.write(
-      `unknown argument ${arg}\nusage: bun bench/run.ts [--no-engine] [--no-build] [--quick] [--only=${WORKLOADS.join(",")}] [--binary=PATH] [--results=PATH]\n`,
+      `unknown argument ${arg}\nusage: bun bench/run.ts [--no-engine] [--no-build] [--quick] [--only=${WORKLOADS.join(",")}] [--go=${GO_PARTS.join(",")}] [--soak[=MINUTES]] [--binary=PATH] [--results=PATH] [--scope=local|global]\n`,
     );
     process.exit(2);
   }
@@ -44,10 +50,21 @@ const quick = argv.includes("--quick");
 /** Another build of the plugin (to compare a change); implies --no-build. */
 const binary = argv.find((arg) => arg.startsWith("--binary="))?.slice(9);
 if (binary) setPluginBinary(binary);
+const scope = argv.find((arg) => arg.startsWith("--scope="))?.slice(8);
+if (scope === "local" || scope === "global") setPluginScope(scope);
 const resultsPath = argv.find((arg) => arg.startsWith("--results="))?.slice(10) ?? join(import.meta.dir, "results.json");
 const only = argv.find((arg) => arg.startsWith("--only="))?.slice(7).split(",");
+/** Some parts of the comparison with Go only (`--go=hot,list`); default all. */
+const goParts = argv.find((arg) => arg.startsWith("--go="))?.slice(5).split(",") as GoPart[] | undefined;
+if (goParts?.some((part) => !GO_PARTS.includes(part))) {
+  process.stderr.write(`--go takes some of ${GO_PARTS.join(",")}\n`);
+  process.exit(2);
+}
+/** `--soak[=10]`: only the soak run, this many minutes (bench/soak.ts). */
+const soakArg = argv.find((arg) => arg === "--soak" || arg.startsWith("--soak="));
+const soakMinutes = soakArg === undefined ? undefined : soakArg === "--soak" ? 10 : Number(soakArg.slice(7));
 const isRoot = process.getuid?.() === 0;
-const wants = (workload: Workload): boolean => (only ? only.includes(workload) : true);
+const wants = (workload: Workload): boolean => soakMinutes === undefined && (only ? only.includes(workload) : true);
 
 /**
  * Throughput runs alternate plugin and floor in ROUNDS rounds of WINDOW ms each (after
@@ -73,6 +90,8 @@ interface Figure {
 }
 
 const figures: Figure[] = [];
+/** The targets against the Go reference (bench/versus-go.ts), measured first. */
+let goTargets: TargetLine[] = [];
 const notes: string[] = [];
 const extra: Record<string, unknown> = {};
 
@@ -192,6 +211,10 @@ async function main(): Promise<void> {
   let plugin: Served | undefined;
   let totalSent = 0;
   try {
+    if (soakMinutes !== undefined) goTargets = await soak(soakMinutes, tmp, { figure, say });
+    // ---- against the Go reference on dockerd's own client, the floor as second reference
+    if (wants("go")) goTargets = await versusGo({ quick, tmp, parts: goParts }, { figure, say });
+
     // ---- binary size, startup (fresh process each time, nothing else running)
     figure("binary.size", statSync(pluginBinary()).size / 2 ** 20, "MiB");
     let compiledFloor: string | undefined;
@@ -378,7 +401,7 @@ async function main(): Promise<void> {
 
   const wallSeconds = (performance.now() - wallStart) / 1000;
   (results.machine as Record<string, unknown>).loadAverageAtEnd = readFileSync("/proc/loadavg", "utf8").trim();
-  const targets = evaluateTargets();
+  const targets = [...goTargets, ...evaluateTargets()];
   say("# targets");
   for (const t of targets) say(`# ${t.met === undefined ? "n/a" : t.met ? "MET" : "NOT MET"}: ${t.target} (measured ${t.measured})`);
   say(`# wall time ${wallSeconds.toFixed(1)} s`);
@@ -493,11 +516,7 @@ async function listWorkload(tmp: string): Promise<void> {
   extra.createMedianMs = createMedian;
 }
 
-interface Target {
-  target: string;
-  measured: string;
-  met?: boolean;
-}
+type Target = TargetLine;
 
 function evaluateTargets(): Target[] {
   const get = (name: string) => figures.find((f) => f.name === name);

@@ -12,6 +12,9 @@ command -v bindfs >/dev/null || need+=(bindfs fuse3)
 command -v strace >/dev/null || need+=(strace)
 command -v openssl >/dev/null || need+=(openssl)
 command -v systemd-socket-activate >/dev/null || need+=(systemd)
+# Multi-host tests: a real GlusterFS volume (glusterd is started by the tests, not systemd).
+[ -x /usr/sbin/glusterd ] || need+=(glusterfs-server)
+command -v ip >/dev/null || need+=(iproute2)
 [ -x /bin/busybox ] && dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'ok installed' || need+=(busybox-static)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

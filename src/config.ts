@@ -1,8 +1,10 @@
 import { resolve } from "node:path";
+import { isValidHostId } from "./core/claims.ts";
 import type { Scope } from "./core/types.ts";
 import { checkListenFlags, ListenError } from "./protocol/tcp-listener.ts";
 import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevelName } from "./logging.ts";
 import { redactUrl } from "./quobyte/rpc-client.ts";
+import { hostIdentity } from "./system/atomic-file.ts";
 import { MOUNT_CHECK_MODES, type MountCheckMode } from "./system/mount-health.ts";
 
 export const BACKENDS = ["posix", "quobyte"] as const;
@@ -23,6 +25,7 @@ export const DEFAULTS = {
   apiTimeoutSeconds: 10,
   createWaitSeconds: 20,
   idleTimeoutSeconds: 60,
+  leaseTimeoutSeconds: 60,
 } as const;
 
 /** Where the engine looks for a plugin's socket: /run/docker/plugins/<name>.sock. */
@@ -62,6 +65,10 @@ export interface ServeConfig {
   /** Socket group as given (name or id); resolved to a gid at start. */
   socketGroup: string;
   scope: Scope | undefined;
+  /** This host's name in mount claims on shared storage (`--host-id`, default the hostname). */
+  hostId: string;
+  /** A host whose claims' heartbeat stands still this long no longer pins volumes (ms). */
+  leaseTimeoutMs: number;
   mountCheck: MountCheckMode;
   logLevel: LogLevelName;
   logFormat: LogFormat;
@@ -80,6 +87,8 @@ export interface ServeArgs {
   socket?: string;
   group?: string;
   scope?: string;
+  "host-id"?: string;
+  "lease-timeout"?: string;
   "mount-check"?: string;
   "log-level"?: string;
   "log-format"?: string;
@@ -145,6 +154,8 @@ export function resolveServeConfig(args: ServeArgs, env: Env, use: ResolveOption
     socketPath: absolute("--socket", args.socket ?? defaultSocketPath(driverName)),
     socketGroup: args.group ?? nonEmpty(env.SOCKET_GROUP) ?? "root",
     scope,
+    hostId: resolveHostId(args["host-id"]),
+    leaseTimeoutMs: seconds("--lease-timeout", args["lease-timeout"], DEFAULTS.leaseTimeoutSeconds, 3600),
     mountCheck: oneOf("--mount-check", args["mount-check"] ?? (backend === "quobyte" ? "quobyte" : "none"), MOUNT_CHECK_MODES),
     logLevel: oneOf("--log-level", args["log-level"] ?? "info", LOG_LEVELS),
     logFormat: oneOf("--log-format", args["log-format"] ?? "pretty", LOG_FORMATS),
@@ -202,6 +213,12 @@ function resolveListen(args: ServeArgs): ServeConfig["listen"] {
   }
   const files = Object.fromEntries(Object.entries(tlsFiles).filter(([, file]) => file !== undefined).map(([key, file]) => [key, absolute(`--${key}`, file ?? "")]));
   return { address: args.listen, ...files };
+}
+
+function resolveHostId(value: string | undefined): string {
+  if (value === undefined) return hostIdentity();
+  if (!isValidHostId(value)) throw new UsageError(`--host-id ${JSON.stringify(value)} must be letters, digits, "_", "." or "-" (at most 64)`);
+  return value;
 }
 
 function nonEmpty(value: string | undefined): string | undefined {

@@ -1,10 +1,11 @@
-import { type ConsolaInstance, type ConsolaReporter, createConsola, LogLevels, type LogObject } from "consola";
+import { type ConsolaInstance, type ConsolaReporter, createConsola, LogLevels, type LogObject } from "consola/core";
 
 export const LOG_LEVELS = ["silent", "fatal", "error", "warn", "info", "debug", "trace"] as const;
 export type LogLevelName = (typeof LOG_LEVELS)[number];
 export const LOG_FORMATS = ["pretty", "json"] as const;
 export type LogFormat = (typeof LOG_FORMATS)[number];
 export type Logger = ConsolaInstance;
+export { LogLevels };
 
 /** Where log lines go; stdout stays free for command output such as `status --json`. */
 export interface LogSink {

@@ -1,14 +1,18 @@
 import { createBackend } from "./backends/index.ts";
 import type { ServeConfig } from "./config.ts";
+import { Claims } from "./core/claims.ts";
 import { withDeadline } from "./core/deadline.ts";
 import { Driver } from "./core/driver.ts";
 import { messageOf } from "./core/errors.ts";
 import { MountRefs } from "./core/mount-refs.ts";
+import type { Backend } from "./core/types.ts";
 import type { Logger } from "./logging.ts";
 import { backendDependencies, HealthTracker } from "./core/health.ts";
 import { createApp } from "./protocol/app.ts";
 import { type Listener, openListener } from "./protocol/open-listener.ts";
+import { inheritedListenFd } from "./protocol/activation.ts";
 import { ListenError } from "./protocol/tcp-listener.ts";
+import { socketIsLive } from "./protocol/unix-listener.ts";
 import { requireSocketGroup } from "./system/accounts.ts";
 import { UsageError } from "./config.ts";
 
@@ -29,8 +33,12 @@ export interface RunningService {
 export async function startService(config: ServeConfig, log: Logger): Promise<RunningService> {
   const gid = await requireSocketGroup(config.socketGroup);
 
-  // The state first: by default the volume root lies inside the state dir, and the
-  // backend's recursive mkdir would otherwise make the state dir 0755 instead of 0700.
+  // A second plugin on the same socket would otherwise wait 5 s for the state database
+  // the first one holds before failing on it: name the real problem at once.
+  if (!config.listen && inheritedListenFd(process.env) === undefined && (await socketIsLive(config.socketPath))) {
+    throw new Error(`another process is already serving on ${config.socketPath}`);
+  }
+  const backend = await createBackend(config, log);
   const refs = MountRefs.open({
     stateDir: config.stateDir,
     onQuarantine: (from, to, cause) =>
@@ -38,29 +46,48 @@ export async function startService(config: ServeConfig, log: Logger): Promise<Ru
         error: String(cause),
       }),
   });
-  const backend = await createBackend(config, log).catch((error: unknown) => {
-    refs.close();
-    throw error;
-  });
-  await backend.init().catch(async (error: unknown) => {
-    refs.close();
-    await backend.close();
-    throw error;
-  });
-  const driver = new Driver(backend, refs, { timeoutMs: config.timeoutMs, scope: config.scope });
+  const claims = createClaims(config, backend, log);
+  const driver = new Driver(backend, refs, { timeoutMs: config.timeoutMs, scope: config.scope, claims });
+  // The socket opens before the backend has loaded its index (about 20 µs per volume):
+  // the engine's first call, Activate, needs nothing loaded, and every other call waits
+  // for the load, within the operation deadline.
+  let loaded = false;
+  const loading = backend
+    .init()
+    .then(() => driver.startClaims())
+    .then(() => {
+      loaded = true;
+    });
+  loading.catch(() => {});
+  const pending = () => (loaded ? undefined : withDeadline(loading, config.timeoutMs, "loading the volume index"));
   const health = new HealthTracker(backendDependencies(backend), (name, now) => {
     if (now.ok) log.info(`${name} is ${now.state} again`, { dependency: name });
     else log.error(`${name} is ${now.state}: ${now.detail}`, { dependency: name });
   });
-  const app = createApp(driver, log.withTag("protocol"), health);
+  const app = createApp(driver, log.withTag("protocol"), health, pending);
   let listener: Listener;
   try {
+    // With claims, other hosts judge this host by what it published: its recorded mounts
+    // are re-claimed and its leftover markers dropped before the socket opens at all.
+    if (claims) await loading;
     listener = await openListener(config, app.fetch, gid);
   } catch (error) {
+    await loading.catch(() => {});
     health.stop();
+    await driver.stopClaims();
     refs.close();
     await backend.close();
     if (error instanceof ListenError) throw new UsageError(error.message);
+    throw error;
+  }
+  try {
+    await loading;
+  } catch (error) {
+    health.stop();
+    await listener.stop();
+    await driver.stopClaims();
+    refs.close();
+    await backend.close();
     throw error;
   }
 
@@ -73,6 +100,7 @@ export async function startService(config: ServeConfig, log: Logger): Promise<Ru
       stopping ??= (async () => {
         health.stop();
         await listener.stop();
+        await driver.stopClaims();
         refs.close();
         // Storage may hang; a SIGTERM must still end the process (systemd would SIGKILL it).
         await withDeadline(backend.close(), CLOSE_BOUND_MS, "closing the backend").catch((error: unknown) =>
@@ -82,4 +110,18 @@ export async function startService(config: ServeConfig, log: Logger): Promise<Ru
       return stopping;
     },
   };
+}
+
+/** Claims only matter where other hosts share the volumes (global scope on shared storage). */
+function createClaims(config: ServeConfig, backend: Backend, log: Logger): Claims | undefined {
+  const scope = config.scope ?? backend.scope;
+  const dir = backend.claimsDir;
+  if (scope !== "global" || dir === undefined) return undefined;
+  const claimsLog = log.withTag("claims");
+  return new Claims({
+    dir,
+    hostId: config.hostId,
+    leaseTimeoutMs: config.leaseTimeoutMs,
+    warn: (message, fields) => claimsLog.warn(message, fields ?? {}),
+  });
 }

@@ -37,6 +37,8 @@ const LOAD_CONCURRENCY = 32;
  */
 export class MetadataStore<T> {
   private index = new Map<string, T>();
+  /** Bumped on every change of the index, so that views derived from it can be reused. */
+  private changes = 0;
   private refreshedAt = 0;
   /** The directory's times when the index was last read from it. */
   private dirStamp = { mtimeMs: -1, ctimeMs: -1 };
@@ -64,8 +66,12 @@ export class MetadataStore<T> {
   async read(name: string): Promise<T | undefined> {
     if (!this.options.shared) return this.index.get(name);
     const found = await withDeadline(this.readFile(name), this.options.lookupTimeoutMs ?? 5000, `reading ${join(this.dir, name)} (is the storage answering?)`, name);
-    if (found === undefined) this.index.delete(name);
-    else this.index.set(name, found);
+    if (found === undefined) {
+      if (this.index.delete(name)) this.changes++;
+    } else if (this.index.get(name) !== found) {
+      this.index.set(name, found);
+      this.changes++;
+    }
     return found;
   }
 
@@ -87,6 +93,7 @@ export class MetadataStore<T> {
     }
     this.touched?.add(name);
     this.index.set(name, value);
+    this.changes++;
   }
 
   async delete(name: string): Promise<void> {
@@ -101,6 +108,12 @@ export class MetadataStore<T> {
     }
     this.touched?.add(name);
     this.index.delete(name);
+    this.changes++;
+  }
+
+  /** Changes so far: equal counts mean an unchanged index. */
+  get generation(): number {
+    return this.changes;
   }
 
   /** All stored entries, from the index; a shared directory is re-read in the background. */
@@ -158,6 +171,7 @@ export class MetadataStore<T> {
     }
     this.touched = undefined;
     this.index = fresh;
+    this.changes++;
     this.refreshedAt = Date.now();
     this.dirStamp = { mtimeMs, ctimeMs };
   }

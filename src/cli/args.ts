@@ -19,6 +19,20 @@ export const nameArg = {
   name: { type: "string", description: "Driver name: the socket is /run/docker/plugins/<name>.sock", valueHint: "quobyte" },
 } as const satisfies ArgsDef;
 
+/** How this host takes part in mount claims on shared storage; serve and install share them. */
+export const claimArgs = {
+  "host-id": {
+    type: "string",
+    description: "This host's name in mount claims on shared storage (default: the hostname); unique per host",
+    valueHint: "ID",
+  },
+  "lease-timeout": {
+    type: "string",
+    description: "With --scope global: seconds after which a silent host's mounts stop blocking Remove (default 60)",
+    valueHint: "SECONDS",
+  },
+} as const satisfies ArgsDef;
+
 /** Where volumes live; shared by serve and mount-all. */
 export const backendArgs = {
   backend: {

@@ -6,7 +6,7 @@ import { loadEnvironment } from "../env-file.ts";
 import { requireSocketGroup } from "../system/accounts.ts";
 import { writeFileAtomic } from "../system/atomic-file.ts";
 import { renderServiceUnit, renderSocketUnit, SERVICE_NAME, SOCKET_NAME } from "../system/systemd-units.ts";
-import { assertKnownArgs, backendArgs, nameArg } from "./args.ts";
+import { assertKnownArgs, backendArgs, claimArgs, nameArg } from "./args.ts";
 
 const BINARY_PATH = "/usr/local/bin/docker-quobyte-plugin";
 const UNIT_DIR = "/etc/systemd/system";
@@ -28,6 +28,7 @@ const args = {
   scope: backendArgs.scope,
   "state-dir": backendArgs["state-dir"],
   ...nameArg,
+  ...claimArgs,
   group: { type: "string", description: "Group allowed to use the socket: SocketGroup= of the socket unit (env SOCKET_GROUP; default root)", valueHint: "GROUP" },
   "dry-run": { type: "boolean", description: "Print what would be written, write nothing" },
 } as const;
@@ -69,6 +70,8 @@ export default defineCommand({
       "--state-dir": parsed["state-dir"] === undefined ? undefined : config.stateDir,
       "--name": parsed.name,
       "--group": parsed.group ?? shellGroup,
+      "--host-id": parsed["host-id"],
+      "--lease-timeout": parsed["lease-timeout"],
     };
     const serveFlags = Object.entries(passed).filter((entry): entry is [string, string] => entry[1] !== undefined);
     const unit = renderServiceUnit({ binary: BINARY_PATH, backend: config.backend, serveFlags });
@@ -92,7 +95,7 @@ export default defineCommand({
     await writeFileAtomic(unitTarget, unit, 0o644);
     await writeFileAtomic(socketTarget, socketUnit, 0o644);
     process.stdout.write(
-      `installed ${binaryTarget}\nwrote ${unitTarget}\nwrote ${socketTarget}\nnext: systemctl daemon-reload && systemctl enable --now ${SOCKET_NAME} ${SERVICE_NAME}\n`,
+      `installed ${binaryTarget}\nwrote ${unitTarget}\nwrote ${socketTarget} (optional, slower: see README)\nnext: systemctl daemon-reload && systemctl enable --now ${SERVICE_NAME}\n`,
     );
   },
 });

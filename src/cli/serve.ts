@@ -2,7 +2,7 @@ import { defineCommand } from "citty";
 import { createLogger } from "../logging.ts";
 import { redactUrl } from "../quobyte/rpc-client.ts";
 import { startService } from "../service.ts";
-import { assertKnownArgs, backendArgs, commonArgs, configFromArgs, nameArg } from "./args.ts";
+import { assertKnownArgs, backendArgs, claimArgs, commonArgs, configFromArgs, nameArg } from "./args.ts";
 import { waitForShutdownSignal } from "./signals.ts";
 
 /** How often dependencies are probed without requests, so a broken API is logged unprompted. */
@@ -11,6 +11,7 @@ const HEALTH_INTERVAL_MS = 30_000;
 const args = {
   ...backendArgs,
   ...nameArg,
+  ...claimArgs,
   socket: { type: "string", description: "Socket path (overrides --name's default path)", valueHint: "PATH" },
   group: { type: "string", description: "Group allowed to use the socket (env SOCKET_GROUP; default root)", valueHint: "GROUP" },
   timeout: { type: "string", description: "Deadline of each volume operation in seconds (default 30)", valueHint: "SECONDS" },
@@ -38,6 +39,9 @@ export default defineCommand({
     assertKnownArgs(rawArgs, args, parsed);
     const config = configFromArgs(parsed);
     const log = createLogger({ level: config.logLevel, format: config.logFormat });
+    // Listening for the signal first: the socket answers while the backend still loads,
+    // and a stop requested then must still remove it.
+    const stopRequested = waitForShutdownSignal();
     const service = await startService(config, log);
     log.info(`serving driver ${JSON.stringify(config.driverName)} on ${service.address}`, {
       backend: config.backend,
@@ -49,7 +53,7 @@ export default defineCommand({
     });
     // After the line above: the first failure logged is about a plugin known to be serving.
     service.health.start(HEALTH_INTERVAL_MS);
-    const signal = await waitForShutdownSignal();
+    const signal = await stopRequested;
     log.info(`received ${signal}; stopping`);
     await service.stop();
     log.info(config.listen ? "stopped" : "stopped; socket removed");

@@ -1,3 +1,4 @@
+import type { Claims } from "./claims.ts";
 import { withDeadline } from "./deadline.ts";
 import { PluginError } from "./errors.ts";
 import { KeyedLock } from "./lock.ts";
@@ -10,6 +11,8 @@ export interface DriverOptions {
   timeoutMs: number;
   /** Overrides the backend's scope (`--scope`). */
   scope?: Scope;
+  /** Mount claims on storage shared with other hosts; Remove then respects their mounts too. */
+  claims?: Claims;
 }
 
 /** The longest mount ID we accept; the engine sends 64 hex characters. */
@@ -37,10 +40,14 @@ export class Driver {
     const arrivedAt = performance.now();
     const volume = this.validName(name);
     const opts = validateOptions(options, this.backend.optionNames, volume);
-    await this.locked(volume, "create", () => this.backend.create(volume, opts, arrivedAt));
+    await this.locked(volume, "create", async () => {
+      // A Mount elsewhere must not mistake the new volume for the one removed before.
+      await this.options.claims?.clearTombstone(volume);
+      await this.backend.create(volume, opts, arrivedAt);
+    });
   }
 
-  /** Deletes a volume and its data; refused while it is mounted on this host. */
+  /** Deletes a volume and its data; refused while it is mounted on this host or, with claims, on another live host. */
   async remove(name: unknown): Promise<void> {
     const volume = this.validName(name);
     await this.locked(volume, "remove", async () => {
@@ -52,8 +59,25 @@ export class Driver {
           { volume },
         );
       }
-      await this.backend.remove(volume);
+      const claims = this.options.claims;
+      if (claims) await claims.guardRemove(volume, () => this.backend.remove(volume));
+      else await this.backend.remove(volume);
     });
+  }
+
+  /**
+   * Publishes this host's mounts (recorded before a restart) as claims and keeps them
+   * fresh. Call once, before serving.
+   */
+  async startClaims(): Promise<void> {
+    await this.options.claims?.start(this.refs.snapshot().keys(), {
+      withVolumeLock: (volume, task) => this.lock.run(volume, task),
+      isMountedHere: (volume) => this.refs.count(volume) > 0,
+    });
+  }
+
+  async stopClaims(): Promise<void> {
+    await this.options.claims?.stop();
   }
 
   /** Records a mount under `mountId` and returns the path for the container. */
@@ -64,10 +88,18 @@ export class Driver {
     return this.locked(volume, "mount", async (signal) => {
       await this.require(volume);
       const path = await this.backend.prepareMount(volume, arrivedAt);
-      // The engine already got a TIMEOUT and will never send Unmount for this ID:
-      // recording the mount now would pin the volume forever.
-      signal.throwIfAborted();
-      this.refs.add(volume, id);
+      const claims = this.options.claims;
+      const first = this.refs.count(volume) === 0;
+      if (claims && first) await claims.claimForMount(volume);
+      try {
+        // The engine already got a TIMEOUT and will never send Unmount for this ID:
+        // recording the mount now would pin the volume forever.
+        signal.throwIfAborted();
+        this.refs.add(volume, id);
+      } catch (error) {
+        if (claims && first) await claims.release(volume);
+        throw error;
+      }
       return path;
     });
   }
@@ -77,7 +109,7 @@ export class Driver {
     const volume = this.validName(name);
     const id = validateMountId(mountId, volume);
     await this.locked(volume, "unmount", async () => {
-      this.refs.release(volume, id);
+      if (this.refs.release(volume, id) && this.refs.count(volume) === 0) await this.options.claims?.release(volume);
     });
   }
 
@@ -157,7 +189,7 @@ export class Driver {
     return withDeadline(
       this.lock.run(volume, () => task(controller.signal)),
       this.options.timeoutMs,
-      `${what} of volume ${JSON.stringify(volume)}`,
+      () => `${what} of volume ${JSON.stringify(volume)}`,
       volume,
       controller,
     );

@@ -57,7 +57,9 @@ export class HealthTracker {
 
   /** Probes now and then every `intervalMs`, so a broken dependency is logged without any request. */
   start(intervalMs: number): void {
-    this.refreshAll();
+    // A probe a request just made (the socket answers before start) is not repeated.
+    const now = Date.now();
+    for (const slot of this.slots) if (now - slot.finishedAt >= slot.dep.maxAgeMs) void this.refresh(slot);
     this.timer = setInterval(() => this.refreshAll(), intervalMs);
     this.timer.unref();
   }

@@ -3,29 +3,28 @@
  * other; operations on the same volume run one at a time in arrival order. Entries are
  * dropped as soon as nobody holds or waits for them, so the map stays as small as the
  * number of volumes in flight.
+ *
+ * An uncontended run (almost every request) creates no promise of its own: the key maps
+ * to the queue of waiters, and a finishing holder hands the lock to the first of them.
  */
 export class KeyedLock {
-  private readonly tails = new Map<string, Promise<void>>();
+  private readonly waiters = new Map<string, (() => void)[]>();
 
   async run<T>(key: string, task: () => Promise<T>): Promise<T> {
-    const previous = this.tails.get(key) ?? Promise.resolve();
-    let release!: () => void;
-    const done = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    const tail = previous.then(() => done);
-    this.tails.set(key, tail);
+    const queue = this.waiters.get(key);
+    if (queue) await new Promise<void>((resolve) => queue.push(resolve));
+    else this.waiters.set(key, []);
     try {
-      await previous;
       return await task();
     } finally {
-      release();
-      if (this.tails.get(key) === tail) this.tails.delete(key);
+      const next = this.waiters.get(key)?.shift();
+      if (next) next();
+      else this.waiters.delete(key);
     }
   }
 
   /** Keys currently held or awaited (for tests and status). */
   get size(): number {
-    return this.tails.size;
+    return this.waiters.size;
   }
 }

@@ -80,6 +80,10 @@ export class MountRefs {
       return MountRefs.openFile(file, options.bootId ?? currentBootId());
     } catch (error) {
       if (!existsSync(file)) throw stateError(file, error);
+      // Locked is not damaged: never move a live process's database aside.
+      if (isBusy(error)) {
+        throw stateError(file, new Error("it is in use by another process; is a plugin already running with this state directory?"));
+      }
       // A damaged database must not keep the plugin (and so Docker) from starting;
       // keep the damaged file for inspection and begin empty.
       const aside = `${file}.corrupt-${Date.now()}`;
@@ -103,7 +107,11 @@ export class MountRefs {
     chmodSync(file, 0o600);
     const db = new Database(file, { create: true, strict: true });
     try {
-      db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = OFF; PRAGMA busy_timeout = 5000;");
+      // One process owns the state: with the lock held for the connection's lifetime, a
+      // commit takes no file locks and keeps the WAL index in memory (no -shm), which
+      // makes each Mount's and Unmount's write about 2.5x cheaper. busy_timeout comes
+      // first: a plugin that is still exiting gets 5 s to let go.
+      db.exec("PRAGMA busy_timeout = 5000; PRAGMA locking_mode = EXCLUSIVE; PRAGMA journal_mode = WAL; PRAGMA synchronous = OFF;");
       db.exec(SCHEMA);
       db.exec("PRAGMA quick_check");
       const stored = db.query("SELECT value FROM meta WHERE key = 'boot_id'").get() as
@@ -182,6 +190,11 @@ export class MountRefs {
     for (const statement of [this.upsert, this.decrement, this.deleteZero]) statement.finalize();
     this.db.close();
   }
+}
+
+function isBusy(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" && code.startsWith("SQLITE_BUSY");
 }
 
 function stateError(file: string, cause: unknown, volume?: string): PluginError {

@@ -47,6 +47,11 @@ export interface Backend {
   readonly scope: Scope;
   /** Refuses names this backend cannot hold (beyond the core's rules); throws INVALID_NAME. */
   checkName?(name: string): void;
+  /**
+   * Where hosts sharing this storage publish their mount claims (a directory every host
+   * sees); undefined when the storage is not shared. Read after init.
+   */
+  readonly claimsDir?: string;
   /** Option keys accepted by create; anything else is refused. */
   readonly optionNames: readonly string[];
   /** Verifies (and where it may, prepares) the storage before serving. */

@@ -1,4 +1,4 @@
-import { connect, createServer, type Server } from "node:net";
+import { connect, createServer, type Server, type Socket } from "node:net";
 
 /** systemd passes inherited sockets from this descriptor on (sd_listen_fds(3)). */
 const SD_LISTEN_FDS_START = 3;
@@ -11,6 +11,20 @@ export function inheritedListenFd(env: Record<string, string | undefined>, pid =
   if (env.LISTEN_PID !== String(pid)) return undefined;
   const count = Number(env.LISTEN_FDS);
   return count >= 1 ? SD_LISTEN_FDS_START : undefined;
+}
+
+/**
+ * Copies `from` to `to` with data events rather than stream pipes (a pipe costs a
+ * measurable share of each request here), pausing `from` while `to` is full.
+ */
+function splice(from: Socket, to: Socket): void {
+  from.on("data", (chunk: Buffer) => {
+    if (!to.write(chunk)) {
+      from.pause();
+      to.once("drain", () => from.resume());
+    }
+  });
+  from.on("end", () => to.end());
 }
 
 export interface Bridge {
@@ -41,8 +55,8 @@ export function bridgeInheritedSocket(fd: number, target: string): Promise<Bridg
     // the reply still queued here first: end() flushes, destroy() would cut it off.
     upstream.on("close", () => client.end());
     client.on("close", () => upstream.destroy());
-    client.pipe(upstream);
-    upstream.pipe(client);
+    splice(client, upstream);
+    splice(upstream, client);
   });
   return new Promise((resolve, reject) => {
     server.once("error", reject);

@@ -1,14 +1,37 @@
 import { Hono } from "hono";
 import type { Driver } from "../core/driver.ts";
+import type { VolumeSummary } from "../core/types.ts";
 import { PluginError } from "../core/errors.ts";
-import type { Logger } from "../logging.ts";
+import { LogLevels, type Logger } from "../logging.ts";
 import { parseObject, readBody } from "./body.ts";
 import { backendDependencies, type HealthReport, HealthTracker } from "../core/health.ts";
 import { errorReply } from "./error-reply.ts";
 import { Metrics } from "./metrics.ts";
+import { runtimeStats } from "./runtime-stats.ts";
 import { ACTIVATE_REPLY, CONTENT_TYPE, mountIdOf, nameOf, toWireSummary, toWireVolume } from "./schema.ts";
 
 type Body = Record<string, unknown>;
+
+/** A reply body already encoded as JSON text. */
+class EncodedJson {
+  constructor(readonly text: string) {}
+}
+
+/**
+ * List replies by the driver's array: a backend hands out the same array while its
+ * volumes are unchanged, and 10,000 volumes take milliseconds to encode.
+ */
+const encodedLists = new WeakMap<readonly VolumeSummary[], EncodedJson>();
+
+function encodeList(volumes: readonly VolumeSummary[]): EncodedJson {
+  let encoded = encodedLists.get(volumes);
+  if (!encoded) {
+    encoded = new EncodedJson(JSON.stringify({ Volumes: volumes.map(toWireSummary) }));
+    encodedLists.set(volumes, encoded);
+  }
+  return encoded;
+}
+
 type Endpoint = (driver: Driver, body: Body) => Promise<unknown>;
 
 /** The eight VolumeDriver methods: decode the body, call the driver, encode the reply. */
@@ -28,7 +51,7 @@ const ENDPOINTS: Record<string, Endpoint> = {
   },
   "VolumeDriver.Path": async (driver, body) => ({ Mountpoint: await driver.path(nameOf(body)) }),
   "VolumeDriver.Get": async (driver, body) => ({ Volume: toWireVolume(await driver.get(nameOf(body))) }),
-  "VolumeDriver.List": async (driver) => ({ Volumes: (await driver.list()).map(toWireSummary) }),
+  "VolumeDriver.List": async (driver) => encodeList(await driver.list()),
   "VolumeDriver.Capabilities": async (driver) => ({ Capabilities: { Scope: driver.capabilities().scope } }),
 };
 
@@ -45,12 +68,30 @@ function pathOf(request: Request): string {
   return query < 0 ? url.slice(start) : url.slice(start, query);
 }
 
+const HEADERS = { "Content-Type": CONTENT_TYPE };
+const OK = { status: 200, headers: HEADERS };
+
 function reply(payload: unknown, status = 200): Response {
-  return new Response(JSON.stringify(payload), { status, headers: { "Content-Type": CONTENT_TYPE } });
+  const text = payload instanceof EncodedJson ? payload.text : JSON.stringify(payload);
+  return new Response(text, status === 200 ? OK : { status, headers: HEADERS });
 }
 
-/** The protocol router: Plugin.Activate plus the VolumeDriver table over one driver. */
-export function createApp(driver: Driver, log: Logger, health = new HealthTracker(backendDependencies(driver.backend))): Hono {
+/** The request's volume name for logs; a hostile request may send megabytes of name. */
+function nameForLog(body: Body | undefined): string | undefined {
+  return typeof body?.Name === "string" ? body.Name.slice(0, 256) : undefined;
+}
+
+/**
+ * The protocol router: Plugin.Activate plus the VolumeDriver table over one driver.
+ * `pending` says what a request must wait for while the backend is still loading (undefined
+ * once it is ready); Activate never waits.
+ */
+export function createApp(
+  driver: Driver,
+  log: Logger,
+  health = new HealthTracker(backendDependencies(driver.backend)),
+  pending: () => Promise<void> | undefined = () => undefined,
+): Hono {
   const app = new Hono({ getPath: pathOf });
   const metrics = new Metrics();
   let requestCount = 0;
@@ -65,23 +106,24 @@ export function createApp(driver: Driver, log: Logger, health = new HealthTracke
     app.post(`/${method}`, async (c) => {
       const started = performance.now();
       const id = ++requestCount;
-      let volume: string | undefined;
+      let body: Body | undefined;
       try {
-        const body = parseObject(await readBody(c.req.raw));
-        // Shown in logs only; a hostile request may send megabytes of name.
-        if (typeof body.Name === "string") volume = body.Name.slice(0, 256);
+        const loading = pending();
+        if (loading) await loading;
+        body = parseObject(await readBody(c.req.raw));
         const payload = await call(driver, body);
         const ms = elapsed(started);
         metrics.observe(method, ms / 1000);
-        log.debug("request", { id, endpoint: method, volume, ms, outcome: "ok" });
+        // The record is only built when it is written: this is every request's path.
+        if (log.level >= LogLevels.debug) log.debug("request", { id, endpoint: method, volume: nameForLog(body), ms, outcome: "ok" });
         return reply(payload);
       } catch (thrown) {
-        const { status, body, error } = errorReply(thrown);
-        const fields = { id, endpoint: method, volume: error.volume ?? volume, code: error.code, ms: elapsed(started), outcome: "error" };
+        const { status, body: errorBody, error } = errorReply(thrown);
+        const fields = { id, endpoint: method, volume: error.volume ?? nameForLog(body), code: error.code, ms: elapsed(started), outcome: "error" };
         metrics.observe(method, fields.ms / 1000, error.code);
         if (error.code === "INTERNAL") log.error("request failed", { ...fields, error: String(thrown) });
         else log.warn(`request failed: ${error.message}`, fields);
-        return reply(body, status);
+        return reply(errorBody, status);
       }
     });
   }
@@ -90,10 +132,12 @@ export function createApp(driver: Driver, log: Logger, health = new HealthTracke
   // Both answer within a bound from cached, single-flight probes: polling never piles up
   // on a frozen mount or a dead API.
   app.get("/health", async () => {
+    await pending();
     const report = await health.report();
     return reply(healthBody(driver, report), report.status === "ok" ? 200 : 503);
   });
   app.get("/metrics", async () => {
+    await pending();
     const [volumes, storage] = await Promise.all([driver.list().catch(() => []), driver.health()]);
     let activeMounts = 0;
     for (const count of driver.mounts().values()) activeMounts += count;
@@ -101,9 +145,12 @@ export function createApp(driver: Driver, log: Logger, health = new HealthTracke
     return new Response(text, { headers: { "Content-Type": "text/plain; version=0.0.4" } });
   });
   app.get("/status", async () => {
+    await pending();
     const [report, volumes] = await Promise.all([health.report(), driver.report()]);
     return reply({ ...healthBody(driver, report), volumes });
   });
+
+  app.get("/debug/runtime", () => reply(runtimeStats()));
 
   app.notFound((c) => {
     const { status, body } = errorReply(

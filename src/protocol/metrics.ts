@@ -1,10 +1,13 @@
 /** Upper bounds (seconds) of the request latency histogram. */
 const BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
-interface Histogram {
+/** One endpoint's figures. Bucket counts are per bucket here, cumulated when rendered. */
+interface Series {
+  ok: number;
+  failed: number;
+  /** counts[i]: requests in (BUCKETS[i-1], BUCKETS[i]]; the last slot is over every bound. */
   counts: number[];
   sum: number;
-  count: number;
 }
 
 /** Gauges read at scrape time from the driver. */
@@ -16,41 +19,48 @@ export interface GaugeValues {
 
 /**
  * Request counters and latency histograms per endpoint, errors per code, in the
- * Prometheus text format. Plain maps: a scrape is rare, an observation is on every request.
+ * Prometheus text format. An observation is on every request and a scrape is rare: one
+ * map lookup and one bucket increment per request, the cumulative sums at scrape time.
  */
 export class Metrics {
-  private readonly requests = new Map<string, number>();
-  private readonly latency = new Map<string, Histogram>();
+  private readonly series = new Map<string, Series>();
   private readonly errors = new Map<string, number>();
 
   observe(endpoint: string, seconds: number, errorCode?: string): void {
-    const outcome = errorCode === undefined ? "ok" : "error";
-    const key = `${endpoint}\u0000${outcome}`;
-    this.requests.set(key, (this.requests.get(key) ?? 0) + 1);
-    if (errorCode !== undefined) this.errors.set(errorCode, (this.errors.get(errorCode) ?? 0) + 1);
-    let histogram = this.latency.get(endpoint);
-    if (!histogram) {
-      histogram = { counts: BUCKETS.map(() => 0), sum: 0, count: 0 };
-      this.latency.set(endpoint, histogram);
+    let series = this.series.get(endpoint);
+    if (!series) {
+      series = { ok: 0, failed: 0, counts: new Array<number>(BUCKETS.length + 1).fill(0), sum: 0 };
+      this.series.set(endpoint, series);
     }
-    for (let i = 0; i < BUCKETS.length; i++) if (seconds <= (BUCKETS[i] ?? 0)) histogram.counts[i] = (histogram.counts[i] ?? 0) + 1;
-    histogram.sum += seconds;
-    histogram.count++;
+    if (errorCode === undefined) series.ok++;
+    else {
+      series.failed++;
+      this.errors.set(errorCode, (this.errors.get(errorCode) ?? 0) + 1);
+    }
+    let bucket = 0;
+    while (bucket < BUCKETS.length && seconds > (BUCKETS[bucket] as number)) bucket++;
+    series.counts[bucket] = (series.counts[bucket] as number) + 1;
+    series.sum += seconds;
   }
 
   render(gauges: GaugeValues): string {
     const lines: string[] = [];
     lines.push("# HELP dqp_requests_total Plugin protocol requests by endpoint and outcome.", "# TYPE dqp_requests_total counter");
-    for (const [key, value] of this.requests) {
-      const [endpoint, outcome] = key.split("\u0000");
-      lines.push(`dqp_requests_total{endpoint="${endpoint}",outcome="${outcome}"} ${value}`);
+    for (const [endpoint, series] of this.series) {
+      if (series.ok > 0) lines.push(`dqp_requests_total{endpoint="${endpoint}",outcome="ok"} ${series.ok}`);
+      if (series.failed > 0) lines.push(`dqp_requests_total{endpoint="${endpoint}",outcome="error"} ${series.failed}`);
     }
     lines.push("# HELP dqp_request_duration_seconds Time to answer a protocol request.", "# TYPE dqp_request_duration_seconds histogram");
-    for (const [endpoint, h] of this.latency) {
-      BUCKETS.forEach((bound, i) => lines.push(`dqp_request_duration_seconds_bucket{endpoint="${endpoint}",le="${bound}"} ${h.counts[i] ?? 0}`));
-      lines.push(`dqp_request_duration_seconds_bucket{endpoint="${endpoint}",le="+Inf"} ${h.count}`);
-      lines.push(`dqp_request_duration_seconds_sum{endpoint="${endpoint}"} ${h.sum}`);
-      lines.push(`dqp_request_duration_seconds_count{endpoint="${endpoint}"} ${h.count}`);
+    for (const [endpoint, series] of this.series) {
+      let cumulative = 0;
+      BUCKETS.forEach((bound, i) => {
+        cumulative += series.counts[i] ?? 0;
+        lines.push(`dqp_request_duration_seconds_bucket{endpoint="${endpoint}",le="${bound}"} ${cumulative}`);
+      });
+      const count = series.ok + series.failed;
+      lines.push(`dqp_request_duration_seconds_bucket{endpoint="${endpoint}",le="+Inf"} ${count}`);
+      lines.push(`dqp_request_duration_seconds_sum{endpoint="${endpoint}"} ${series.sum}`);
+      lines.push(`dqp_request_duration_seconds_count{endpoint="${endpoint}"} ${count}`);
     }
     lines.push("# HELP dqp_errors_total Failed requests by error code.", "# TYPE dqp_errors_total counter");
     for (const [code, value] of this.errors) lines.push(`dqp_errors_total{code="${code}"} ${value}`);

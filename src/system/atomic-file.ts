@@ -1,5 +1,5 @@
 import { constants } from "node:fs";
-import { lstat, open, readdir, readFile, rename, unlink } from "node:fs/promises";
+import { link, lstat, open, readdir, readFile, rename, unlink } from "node:fs/promises";
 import { hostname } from "node:os";
 import { dirname, join } from "node:path";
 
@@ -14,21 +14,27 @@ export function hostIdentity(): string {
 /** Another host's leftover older than this is abandoned, not in flight. */
 const ABANDONED_MS = 60 * 60 * 1000;
 
+/** A fresh temporary name in `path`'s directory; dotted, so directory listings skip it. */
+function tempPathBeside(path: string): string {
+  return join(dirname(path), `${TMP_PREFIX}${HOST}-${process.pid}-${crypto.randomUUID()}`);
+}
+
 /**
  * Replaces `path` with `data` so that readers (on this host or, on a shared filesystem,
  * any other) see either the old or the new content, never a torn one, and so that the
  * new content survives a crash once this returns: write a temporary file in the same
- * directory, fsync it, rename it over the target, fsync the directory.
+ * directory, fsync it, rename it over the target, fsync the directory. `durable: false`
+ * skips both fsyncs, for files whose loss in a crash of this host is harmless.
  */
-export async function writeFileAtomic(path: string, data: string, mode: number): Promise<void> {
+export async function writeFileAtomic(path: string, data: string, mode: number, options: { durable?: boolean } = {}): Promise<void> {
+  const durable = options.durable ?? true;
   const dir = dirname(path);
-  // Temporary names start with a dot: directory listings skip dotted entries.
-  const tmp = join(dir, `${TMP_PREFIX}${HOST}-${process.pid}-${crypto.randomUUID()}`);
+  const tmp = tempPathBeside(path);
   const handle = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);
   try {
     await handle.writeFile(data);
     await handle.chmod(mode);
-    await handle.sync();
+    if (durable) await handle.sync();
   } catch (error) {
     await handle.close();
     await unlink(tmp).catch(() => {});
@@ -41,7 +47,34 @@ export async function writeFileAtomic(path: string, data: string, mode: number):
     await unlink(tmp).catch(() => {});
     throw error;
   }
-  await syncDirectory(dir);
+  if (durable) await syncDirectory(dir);
+}
+
+/**
+ * Creates `path` with `data` unless it exists, in one step that every client of a shared
+ * filesystem agrees on: the content goes to a temporary file that is then hard-linked
+ * to `path` (link fails when the name exists). Readers never see a half-written file,
+ * which an O_EXCL create followed by a write would show them. Returns false when `path`
+ * existed. Not fsynced: callers use it for markers whose loss in a crash is harmless.
+ */
+export async function createFileExclusive(path: string, data: string, mode: number): Promise<boolean> {
+  const tmp = tempPathBeside(path);
+  const handle = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);
+  try {
+    await handle.writeFile(data);
+    await handle.chmod(mode);
+  } finally {
+    await handle.close();
+  }
+  try {
+    await link(tmp, path);
+    return true;
+  } catch (error) {
+    if ((error as { code?: string }).code === "EEXIST") return false;
+    throw error;
+  } finally {
+    await unlink(tmp).catch(() => {});
+  }
 }
 
 /** Makes a rename or unlink in `dir` durable. */

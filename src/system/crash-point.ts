@@ -13,7 +13,9 @@ export type CrashPoint =
   | "posix-remove:marked"
   | "posix-remove:trashed"
   | "quobyte-remove:marked"
-  | "quobyte-remove:deleted";
+  | "quobyte-remove:deleted"
+  | "claims-remove:marked"
+  | "claims-mount:claimed";
 
 export function crashPoint(point: CrashPoint): void {
   if (armed === point) process.kill(process.pid, "SIGKILL");

@@ -38,6 +38,23 @@ export async function mountAt(path: string, file = "/proc/self/mountinfo"): Prom
   return entries.findLast((entry) => entry.mountPoint === path);
 }
 
+/** Filesystems on a local block device or in memory: a stat of them cannot hang on a network. */
+const LOCAL_FILESYSTEMS = new Set(["ext2", "ext3", "ext4", "xfs", "btrfs", "f2fs", "zfs", "tmpfs", "ramfs"]);
+
+/**
+ * True when `path` and everything mounted below it is a local filesystem. Read from
+ * /proc, never from the filesystem itself; it describes the mounts of this moment.
+ */
+export async function isLocalTree(path: string, file = "/proc/self/mountinfo"): Promise<boolean> {
+  const entries = parseMountInfo(await readFile(file, "utf8"));
+  const inside = (mountPoint: string) => mountPoint === "/" || path === mountPoint || path.startsWith(`${mountPoint}/`);
+  // The filesystem holding `path`: the longest mount point above it, the last one mounted.
+  let holder: MountEntry | undefined;
+  for (const entry of entries) if (inside(entry.mountPoint) && entry.mountPoint.length >= (holder?.mountPoint.length ?? 0)) holder = entry;
+  if (!holder || !LOCAL_FILESYSTEMS.has(holder.fsType)) return false;
+  return entries.every((entry) => !entry.mountPoint.startsWith(`${path}/`) || LOCAL_FILESYSTEMS.has(entry.fsType));
+}
+
 /** A Quobyte client mount: fstype `fuse.quobyte` or a `quobyte@...` source. */
 export function isQuobyteMount(entry: MountEntry): boolean {
   return entry.fsType === "fuse.quobyte" || entry.source.startsWith("quobyte@");

@@ -47,6 +47,8 @@ describe("install", () => {
       ["--state-dir", "/var/lib/q2"],
       ["--name", "q2"],
       ["--group", "root"],
+      ["--host-id", "node-7"],
+      ["--lease-timeout", "90"],
     ];
     const result = await runBinary(["install", "--prefix", `${dir}/root`, "--backend", "quobyte", ...given.flat()]);
     expect(result.stderr).toBe("");

@@ -247,11 +247,30 @@ export async function answersActivate(socketPath: string, timeoutMs = 2000): Pro
   }
 }
 
-/** Waits until `child` serves on `socketPath`; throws with its log if it exits or hangs. */
+/**
+ * True once volume calls are answered and the start-up probes are done: the socket answers
+ * Activate while the backend is still loading, Capabilities waits for the load, and
+ * GET /health for the first health probe (its API calls must not be taken for a
+ * request's own).
+ */
+async function answersVolumeCalls(socketPath: string, timeoutMs: number): Promise<boolean> {
+  const conn = new EngineConn(socketPath, timeoutMs);
+  try {
+    const out = await conn.call("VolumeDriver.Capabilities", {});
+    if (out.kind !== "reply" || out.status !== 200) return false;
+  } finally {
+    conn.close();
+  }
+  const health = await fetch("http://plugin/health", { unix: socketPath, signal: AbortSignal.timeout(timeoutMs) });
+  await health.arrayBuffer();
+  return true;
+}
+
+/** Waits until `child` serves volume calls on `socketPath`; throws with its log if it exits or hangs. */
 export async function waitServing(children: Children, child: Child, socketPath: string, timeoutMs = 15_000): Promise<number> {
   const started = performance.now();
   for (;;) {
-    if (await answersActivate(socketPath, 1000)) return performance.now() - started;
+    if ((await answersActivate(socketPath, 1000)) && (await answersVolumeCalls(socketPath, timeoutMs))) return performance.now() - started;
     if (child.exitCode !== null || child.signalCode !== null) {
       throw new Error(`serve exited (${child.exitCode ?? child.signalCode}) before serving: ${children.log(child).slice(-3000)}`);
     }

@@ -4,11 +4,20 @@ import { errnoCode, messageOf, PluginError } from "../../core/errors.ts";
 import type { Backend, Scope, StorageHealth, VolumeOptions, VolumeRecord, VolumeSummary } from "../../core/types.ts";
 import type { MountMonitor } from "../../system/mount-health.ts";
 import { hostIdentity, syncDirectory } from "../../system/atomic-file.ts";
+import { isLocalTree } from "../../system/mountinfo.ts";
 import { crashPoint } from "../../system/crash-point.ts";
 import { MetadataStore, requireRealDirectory } from "../metadata-store.ts";
 import { type Ownership, parseOwnership, POSIX_OPTION_NAMES } from "./options.ts";
 import { isInterruptedCreate, type PosixVolumeMeta } from "./volume-meta.ts";
-import { applyOwnership, backendError, ignoreExists, requireVolumeDirectory, storageUnavailable } from "./volume-fs.ts";
+import {
+  applyOwnership,
+  backendError,
+  ignoreExists,
+  requireExistingVolumeDirectory,
+  requireVolumeDirectory,
+  requireVolumeDirectorySync,
+  storageUnavailable,
+} from "./volume-fs.ts";
 
 /** A metadata read on the request path waits at most this long before the index answers. */
 const READ_TIMEOUT_MS = 1000;
@@ -42,6 +51,9 @@ export class PosixBackend implements Backend {
   private root = "";
   private meta!: MetadataStore<PosixVolumeMeta>;
   private trashDir = "";
+  private listed: { generation: number; volumes: VolumeSummary[] } | undefined;
+  /** The root and every mount below it were local filesystems at start (see checkLocal). */
+  private localTree = false;
   private readonly indexRefreshMs: number;
   private readonly monitor: MountMonitor | undefined;
 
@@ -54,6 +66,7 @@ export class PosixBackend implements Backend {
 
   private setRoot(root: string): void {
     this.root = root;
+    this.listed = undefined;
     // With --scope global every host sharing the root writes here: read through to disk.
     // A local root has one writer, this process, and its index is the truth.
     this.meta = new MetadataStore(join(root, CONTROL_DIR, "volumes"), {
@@ -64,6 +77,11 @@ export class PosixBackend implements Backend {
       guardDirs: [join(root, CONTROL_DIR), join(root, CONTROL_DIR, "volumes")],
     });
     this.trashDir = join(root, CONTROL_DIR, "trash");
+  }
+
+  /** A shared root (`--scope global`) carries the hosts' mount claims beside the volumes. */
+  get claimsDir(): string | undefined {
+    return this.scope === "global" ? join(this.root, CONTROL_DIR, "claims") : undefined;
   }
 
   /** The volume root as used (its real path once init ran). */
@@ -77,6 +95,7 @@ export class PosixBackend implements Backend {
       // Hand the engine canonical paths, whatever symlinks lead to the root.
       this.setRoot(await realpath(this.root));
       await requireRealDirectory(this.root);
+      this.localTree = await isLocalTree(this.root);
       await mkdir(join(this.root, CONTROL_DIR), { mode: 0o755 }).catch(ignoreExists);
       await requireRealDirectory(join(this.root, CONTROL_DIR));
       await this.meta.init();
@@ -176,7 +195,7 @@ export class PosixBackend implements Backend {
       // placed there on purpose. Adopt it, but only if it is a real directory.
       made = false;
       try {
-        await this.requireVolumeDirectory(name);
+        await requireExistingVolumeDirectory(dir, name);
       } catch (refused) {
         await this.meta.delete(name).catch(() => {});
         throw refused;
@@ -268,10 +287,17 @@ export class PosixBackend implements Backend {
     return { name, mountpoint: this.pathOf(name), createdAt: meta.createdAt, status };
   }
 
+  /**
+   * The same frozen array while the index is unchanged: `docker volume ls` and monitors
+   * poll List, and the protocol layer encodes an unchanged array only once.
+   */
   async list(): Promise<VolumeSummary[]> {
+    const entries = this.meta.entries();
+    if (this.listed?.generation === this.meta.generation) return this.listed.volumes;
     const out: VolumeSummary[] = [];
-    for (const [name, meta] of this.meta.entries()) if (meta.state === "ready") out.push({ name, mountpoint: this.pathOf(name) });
-    return out;
+    for (const [name, meta] of entries) if (meta.state === "ready") out.push(Object.freeze({ name, mountpoint: this.pathOf(name) }));
+    this.listed = { generation: this.meta.generation, volumes: Object.freeze(out) as VolumeSummary[] };
+    return this.listed.volumes;
   }
 
   async prepareMount(name: string, arrivedAt = performance.now()): Promise<string> {
@@ -285,8 +311,9 @@ export class PosixBackend implements Backend {
     return this.pathOf(name);
   }
 
-  private requireVolumeDirectory(name: string): Promise<void> {
-    return requireVolumeDirectory(this.pathOf(name), name);
+  private async requireVolumeDirectory(name: string): Promise<void> {
+    if (this.localTree) requireVolumeDirectorySync(this.pathOf(name), name);
+    else await requireVolumeDirectory(this.pathOf(name), name);
   }
 
   async health(): Promise<StorageHealth> {

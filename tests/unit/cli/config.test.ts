@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
+import { hostname } from "node:os";
 import { assertKnownArgs, backendArgs } from "../../../src/cli/args.ts";
 import { resolveServeConfig, UsageError } from "../../../src/config.ts";
 import { loadEnvironment, parseEnvFile } from "../../../src/env-file.ts";
@@ -23,7 +24,13 @@ describe("resolveServeConfig", () => {
       mountCheck: "none",
       timeoutMs: 30_000,
       quobyte: undefined,
+      hostId: hostname().replace(/[^A-Za-z0-9.-]/g, "_"),
+      leaseTimeoutMs: 60_000,
     });
+  });
+
+  test("--host-id and --lease-timeout override the hostname and the 60 s lease", () => {
+    expect(resolveServeConfig({ "host-id": "node-7", "lease-timeout": "5" }, {})).toMatchObject({ hostId: "node-7", leaseTimeoutMs: 5000 });
   });
 
   test("an API URL makes quobyte the default, with the original plugin's env names", () => {
@@ -77,6 +84,10 @@ describe("resolveServeConfig", () => {
       [{ "mount-check": "maybe" }, {}, /--mount-check/],
       [{ name: "../evil" }, {}, /--name/],
       [{ "log-level": "loud" }, {}, /--log-level/],
+      [{ "host-id": "a/b" }, {}, /--host-id/],
+      [{ "host-id": "" }, {}, /--host-id/],
+      [{ "lease-timeout": "0" }, {}, /--lease-timeout/],
+      [{ "lease-timeout": "soon" }, {}, /--lease-timeout/],
       [{ listen: "tcp://0.0.0.0:9443", "tls-cert": "/c", "tls-key": "/k" }, {}, /needs --tls-cert, --tls-key and --tls-ca \(missing --tls-ca\).*write-spec --address https:\/\/0\.0\.0\.0:9443/],
       [{ listen: "tcp://10.0.0.1:9443" }, {}, /missing --tls-cert, --tls-key, --tls-ca/],
     ];

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { withDeadline } from "../../../src/core/deadline.ts";
+import { deadlineState, withDeadline } from "../../../src/core/deadline.ts";
 import { PluginError } from "../../../src/core/errors.ts";
 import { deferred, expectPluginError, sleep } from "./helpers.ts";
 
@@ -50,5 +50,36 @@ describe("withDeadline", () => {
     await expectPluginError(withDeadline(work.promise, 10, "op"), "TIMEOUT");
     work.reject(new Error("late failure"));
     await sleep(10);
+  });
+
+  test("one shared timer: it runs while deadlines are pending and stops once none are", async () => {
+    const works = Array.from({ length: 100 }, () => deferred<number>());
+    const guarded = works.map((work, i) => withDeadline(work.promise, 60_000, () => `op ${i}`));
+    expect(deadlineState()).toEqual({ pending: 100, timerRunning: true });
+    works.forEach((work, i) => work.resolve(i));
+    expect(await Promise.all(guarded)).toEqual(works.map((_, i) => i));
+    expect(deadlineState().pending).toBe(0);
+    await sleep(80);
+    expect(deadlineState()).toEqual({ pending: 0, timerRunning: false });
+  });
+
+  test("the message of a lazily named operation is built when it times out", async () => {
+    let built = 0;
+    const name = () => {
+      built++;
+      return "remove of volume \"w\"";
+    };
+    expect(await withDeadline(Promise.resolve(1), 1000, name)).toBe(1);
+    expect(built).toBe(0);
+    const error = await expectPluginError(withDeadline(new Promise<never>(() => {}), 20, name, "w"), "TIMEOUT");
+    expect(built).toBe(1);
+    expect(error.message).toBe('remove of volume "w" did not finish within 20 ms');
+  });
+
+  test("the deadline's controller is aborted with the TIMEOUT error", async () => {
+    const controller = new AbortController();
+    const error = await expectPluginError(withDeadline(new Promise<never>(() => {}), 20, "op", undefined, controller), "TIMEOUT");
+    expect(controller.signal.aborted).toBe(true);
+    expect(controller.signal.reason).toBe(error);
   });
 });

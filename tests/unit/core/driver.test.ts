@@ -1,4 +1,7 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { readdir, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { Claims } from "../../../src/core/claims.ts";
 import { Driver } from "../../../src/core/driver.ts";
 import { PluginError } from "../../../src/core/errors.ts";
 import { MountRefs } from "../../../src/core/mount-refs.ts";
@@ -366,5 +369,79 @@ describe("Driver", () => {
       expect(refs.count("v")).toBe(0);
       expect(driver.mounts().size).toBe(0);
     });
+  });
+});
+
+describe("Driver with mount claims (two hosts sharing one backend)", () => {
+  let dir: string;
+  let backend: FakeBackend;
+  const open: { refs: MountRefs; claims: Claims }[] = [];
+
+  async function host(id: string, stateDir = join(dir, id)): Promise<{ driver: Driver; refs: MountRefs; claims: Claims }> {
+    const refs = MountRefs.open({ stateDir, bootId: "claims-boot" });
+    const claims = new Claims({ dir: join(dir, "claims"), hostId: id, leaseTimeoutMs: 60_000 });
+    const driver = new Driver(backend, refs, { timeoutMs: 5000, claims });
+    await driver.startClaims();
+    open.push({ refs, claims });
+    return { driver, refs, claims };
+  }
+  const claimsOf = (id: string) => readdir(join(dir, "claims", "mounts", id));
+
+  beforeEach(async () => {
+    dir = await makeTempDir("dqp-driver-claims-");
+    backend = new FakeBackend();
+    backend.volumes.set("v", { options: {} });
+  });
+  afterEach(async () => {
+    for (const { refs, claims } of open.splice(0)) {
+      await claims.stop();
+      refs.close();
+    }
+    await removeTempDir(dir);
+  });
+
+  test("the first Mount on a host claims the volume, the last Unmount drops the claim", async () => {
+    const a = await host("host-a");
+    await a.driver.mount("v", "one");
+    await a.driver.mount("v", "two");
+    expect(await claimsOf("host-a")).toEqual(["v"]);
+    await a.driver.unmount("v", "one");
+    expect(await claimsOf("host-a")).toEqual(["v"]);
+    await a.driver.unmount("v", "two");
+    expect(await claimsOf("host-a")).toEqual([]);
+  });
+
+  test("Remove on B is refused while A has the volume mounted, and the backend is never asked to delete", async () => {
+    const a = await host("host-a");
+    const b = await host("host-b");
+    await a.driver.mount("v", "one");
+    const refused = await expectPluginError(b.driver.remove("v"), "VOLUME_IN_USE");
+    expect(refused.message).toContain("host-a");
+    expect(backend.ops()).not.toContain("remove v");
+    await a.driver.unmount("v", "one");
+    await b.driver.remove("v");
+    expect(backend.ops()).toContain("remove v");
+  });
+
+  test("a Mount whose claim cannot be published is refused and leaves no mount recorded", async () => {
+    const a = await host("host-a");
+    await rm(join(dir, "claims", "mounts", "host-a"), { recursive: true });
+    await writeFile(join(dir, "claims", "mounts", "host-a"), "not a directory");
+    const refused = await expectPluginError(a.driver.mount("v", "one"), "BACKEND_FAILED");
+    expect(refused.message).toContain("cannot record the mount");
+    expect(a.refs.count("v")).toBe(0);
+  });
+
+  test("after a restart the host re-claims the mounts it recorded, before serving", async () => {
+    const first = await host("host-a", join(dir, "state-a"));
+    await first.driver.mount("v", "one");
+    // Crash: the claim is lost from the storage (say, deleted by hand), the mount state stays.
+    await first.claims.stop();
+    first.refs.close();
+    open.splice(0);
+    await rm(join(dir, "claims", "mounts", "host-a", "v"));
+    const again = await host("host-a", join(dir, "state-a"));
+    expect(again.refs.count("v")).toBe(1);
+    expect(await claimsOf("host-a")).toEqual(["v"]);
   });
 });

@@ -1,4 +1,3 @@
-import { Database } from "bun:sqlite";
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { chmodSync, copyFileSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -92,13 +91,34 @@ describe("MountRefs", () => {
     expect(third.snapshot()).toEqual(new Map([["v", 1]]));
   });
 
-  test("counts survive a process that never closed the database", () => {
-    const crashed = openRefs();
-    crashed.add("v", "id1");
-    // No close(): a second connection sees the committed change, as a restart after SIGKILL would.
+  test("counts survive a process killed by SIGKILL without closing the database", async () => {
+    const module = join(import.meta.dir, "../../../src/core/mount-refs.ts");
+    const script = `const { MountRefs } = await import(${JSON.stringify(module)});
+      const refs = MountRefs.open({ stateDir: ${JSON.stringify(stateDir)}, bootId: "boot-1" });
+      refs.add("v", "id1");
+      refs.add("v", "id2");
+      refs.release("v", "id2");
+      process.kill(process.pid, "SIGKILL");`;
+    const crashed = Bun.spawn([process.execPath, "-e", script], { stdout: "ignore", stderr: "pipe" });
+    expect(await crashed.exited).not.toBe(0);
+    expect(crashed.signalCode).toBe("SIGKILL");
     const after = openRefs();
-    expect(after.count("v")).toBe(1);
+    expect(after.snapshot()).toEqual(new Map([["v", 1]]));
   });
+
+  test("a database another process holds is refused as in use, never quarantined", () => {
+    const owner = openRefs();
+    owner.add("v", "id1");
+    const started = performance.now();
+    expect(() => MountRefs.open({ stateDir, bootId: "boot-1" })).toThrow(/in use by another process/);
+    // It waited for the owner to let go first (a plugin that is still exiting).
+    expect(performance.now() - started).toBeGreaterThan(4000);
+    expect(readdirSync(stateDir).filter((f) => f.includes("corrupt"))).toEqual([]);
+    expect(owner.count("v")).toBe(1);
+    owner.add("v", "id2");
+    closeRefs(owner);
+    expect(openRefs().count("v")).toBe(2);
+  }, 20_000);
 
   test("a different boot id drops every reference", () => {
     const before = openRefs({ bootId: "boot-1" });
@@ -188,11 +208,11 @@ describe("MountRefs", () => {
 
   test("a damaged database's write-ahead log is never replayed into the fresh database", () => {
     // The state a SIGKILL leaves: the last committed mount only in the WAL, not in the main file.
+    // Closing the last connection checkpoints "old" into the main file.
+    const before = openRefs();
+    before.add("old", "1");
+    closeRefs(before);
     const live = openRefs();
-    live.add("old", "1");
-    const checkpointer = new Database(join(stateDir, "mounts.db"));
-    checkpointer.exec("PRAGMA wal_checkpoint(TRUNCATE)");
-    checkpointer.close();
     live.add("v", "id");
     const crashed = join(dir, "crashed");
     mkdirSync(crashed, { mode: 0o700 });

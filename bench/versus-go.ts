@@ -1,0 +1,343 @@
+// Ours against a Go plugin written the usual way (bench/go-ref/plugin), both driven by
+// dockerd's own plugin client (bench/go-ref/loadgen) in alternating 250 ms slices, with
+// the bare-Bun floor as the second reference. Every ratio is the MEDIAN OF PER-ROUND
+// RATIOS (ours / reference within the same round), so that a noisy neighbour hitting one
+// round moves one ratio, not the figure. See bench/README.md, "Against Go".
+
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { buildGoTools, type GoTools } from "./go-ref/tools.ts";
+import { populate } from "./populate.ts";
+import { pluginArgv, procStatusKb, type Served, serve, spawnTracked, startFloor, stop } from "./procs.ts";
+import { median } from "./stats.ts";
+
+export interface Reporter {
+  figure(name: string, value: number, unit: string, reference?: number): void;
+  say(line: string): void;
+}
+
+export interface TargetLine {
+  target: string;
+  measured: string;
+  met?: boolean;
+}
+
+/** One (round, target) of the load generator's output. */
+export interface RoundResult {
+  round: number;
+  target: string;
+  calls: number;
+  seconds: number;
+  cpuNs: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+}
+
+export interface Comparison {
+  /** Median over rounds of ours/reference throughput, p99 and CPU per call. */
+  throughputRatio: number;
+  p99Ratio: number;
+  cpuRatio: number;
+  ours: TargetFigures;
+  reference: TargetFigures;
+}
+
+interface TargetFigures {
+  rps: number;
+  p99Ms: number;
+  /** All rounds: CPU of the whole process per call, microseconds. */
+  cpuPerCallUs: number;
+  roundCpuPerCallUs: number[];
+}
+
+const STARTS = 10;
+const VOLUMES_AT_STARTUP = 1000;
+const LIST_VOLUMES = 10_000;
+const RSS_REQUESTS = 1000;
+
+function figuresOf(results: RoundResult[], target: string): TargetFigures {
+  const mine = results.filter((r) => r.target === target);
+  if (mine.length === 0) throw new Error(`no results for ${target}`);
+  const calls = mine.reduce((n, r) => n + r.calls, 0);
+  return {
+    rps: median(mine.map((r) => r.calls / r.seconds)),
+    p99Ms: median(mine.map((r) => r.p99Ms)),
+    cpuPerCallUs: mine.reduce((n, r) => n + r.cpuNs, 0) / calls / 1000,
+    roundCpuPerCallUs: mine.map((r) => r.cpuNs / r.calls / 1000),
+  };
+}
+
+/** Ours against `reference`: per-round ratios, then their median. */
+export function compare(results: RoundResult[], ours: string, reference: string): Comparison {
+  const rounds = [...new Set(results.map((r) => r.round))];
+  const at = (round: number, target: string) => {
+    const found = results.find((r) => r.round === round && r.target === target);
+    if (!found) throw new Error(`no result for ${target} in round ${round}`);
+    return found;
+  };
+  const ratio = (f: (r: RoundResult) => number) => median(rounds.map((round) => f(at(round, ours)) / f(at(round, reference))));
+  return {
+    throughputRatio: ratio((r) => r.calls / r.seconds),
+    p99Ratio: ratio((r) => r.p99Ms),
+    cpuRatio: ratio((r) => r.cpuNs / r.calls),
+    ours: figuresOf(results, ours),
+    reference: figuresOf(results, reference),
+  };
+}
+
+export interface LoadSpec {
+  workload: "hot" | "crud" | "list";
+  targets: { name: string; served: Served }[];
+  rounds: number;
+  slices?: number;
+  sliceMs?: number;
+  listMin?: number;
+}
+
+/** Runs the load generator over the targets in alternating slices. */
+export async function alternate(tools: GoTools, tmp: string, spec: LoadSpec): Promise<RoundResult[]> {
+  const out = join(tmp, `loadgen-${spec.workload}-${Date.now()}.json`);
+  const argv = [
+    tools.loadgen,
+    "-workload",
+    spec.workload,
+    "-workers",
+    "4",
+    "-slice",
+    `${spec.sliceMs ?? 250}ms`,
+    "-rounds",
+    String(spec.rounds),
+    "-slices",
+    String(spec.slices ?? 2),
+    "-list-min",
+    String(spec.listMin ?? 0),
+    "-out",
+    out,
+    ...spec.targets.flatMap((t) => ["-target", `${t.name}=${t.served.socket}:${t.served.pid}`]),
+  ];
+  await loadgen(argv, join(tmp, "loadgen.log"));
+  return JSON.parse(readFileSync(out, "utf8")) as RoundResult[];
+}
+
+/** `count` calls of `workload` through the engine's client to one server. */
+export async function sendCalls(tools: GoTools, tmp: string, served: Served, workload: "hot" | "crud", count: number): Promise<void> {
+  await loadgen(
+    [tools.loadgen, "-workload", workload, "-workers", "4", "-requests", String(count), "-target", `t=${served.socket}:${served.pid}`],
+    join(tmp, "loadgen.log"),
+  );
+}
+
+async function loadgen(argv: string[], logPath: string): Promise<void> {
+  const proc = spawnTracked(argv, logPath);
+  const code = await proc.exited;
+  if (code !== 0) throw new Error(`load generator failed (${code}):\n${readFileSync(logPath, "utf8").slice(-2000)}`);
+}
+
+/** A fresh state directory and volume root for one of our plugin processes. */
+function ourDirs(tmp: string, name: string, volumes = join(tmp, name, "volumes")) {
+  mkdirSync(volumes, { recursive: true });
+  return { volumes, state: join(tmp, name, "state"), socket: join(tmp, `${name}.sock`) };
+}
+
+export function startOurs(tmp: string, name: string, volumes?: string): Promise<Served> {
+  const dirs = ourDirs(tmp, name, volumes);
+  return serve(pluginArgv(dirs), dirs.socket, join(tmp, `${name}.log`));
+}
+
+/** Ours under systemd-socket-activate, as the recommended .socket unit runs it. */
+function startOursActivated(tmp: string, name: string): Promise<Served> {
+  const dirs = ourDirs(tmp, name);
+  const systemd = Bun.which("systemd-socket-activate");
+  if (!systemd) throw new Error("systemd-socket-activate is missing (Debian package systemd)");
+  // Without --accept it execs the plugin in its own process, so the pid is the plugin's.
+  return serve([systemd, "-l", dirs.socket, ...pluginArgv(dirs)], dirs.socket, join(tmp, `${name}.log`));
+}
+
+export function startGo(tools: GoTools, tmp: string, name: string, root = join(tmp, name, "volumes")): Promise<Served> {
+  mkdirSync(root, { recursive: true });
+  const socket = join(tmp, `${name}.sock`);
+  return serve([tools.plugin, socket, root], socket, join(tmp, `${name}.log`));
+}
+
+/** Volumes as the Go reference keeps them: directories only. */
+function populateDirs(root: string, count: number): void {
+  for (let i = 0; i < count; i++) mkdirSync(join(root, `vol-${String(i).padStart(6, "0")}`), { recursive: true });
+}
+
+const fmt = (n: number, digits = 2) => n.toFixed(digits);
+
+/** One root per plugin, each holding `count` volumes in that plugin's own format. */
+function populatedRoots(tmp: string, name: string, count: number): { ours: string; go: string } {
+  const ours = join(tmp, `ours-${name}`, "volumes");
+  const go = join(tmp, `go-${name}`, "volumes");
+  mkdirSync(ours, { recursive: true });
+  mkdirSync(go, { recursive: true });
+  populate(ours, 0, count);
+  populateDirs(go, count);
+  return { ours, go };
+}
+
+export const GO_PARTS = ["hot", "crud", "activated", "list", "startup", "rss"] as const;
+export type GoPart = (typeof GO_PARTS)[number];
+
+export async function versusGo(options: { quick: boolean; tmp: string; parts?: readonly GoPart[] }, out: Reporter): Promise<TargetLine[]> {
+  const wants = (part: GoPart) => options.parts?.includes(part) ?? true;
+  const tools = buildGoTools(out.say);
+  const { tmp } = options;
+  const rounds = options.quick ? 3 : 6;
+  const targets: TargetLine[] = [];
+  const servers: Served[] = [];
+  const started = async (promise: Promise<Served>) => {
+    const served = await promise;
+    servers.push(served);
+    return served;
+  };
+  /** `mine` against `reference` in alternating slices, reported under `prefix`. */
+  const pair = async (prefix: string, spec: Omit<LoadSpec, "targets">, mine: [string, Served], reference: [string, Served]) => {
+    const results = await alternate(tools, tmp, {
+      ...spec,
+      targets: [
+        { name: mine[0], served: mine[1] },
+        { name: reference[0], served: reference[1] },
+      ],
+    });
+    const comparison = compare(results, mine[0], reference[0]);
+    reportComparison(out, prefix, comparison);
+    return comparison;
+  };
+  try {
+    // The floor must satisfy the engine's client for every call of the hot workload.
+    const floorBody = join(tmp, "floor-body.json");
+    writeFileSync(floorBody, JSON.stringify({ Mountpoint: "/tmp/floor", Volume: { Name: "hot-0", Mountpoint: "/tmp/floor" } }));
+    const ours = wants("hot") || wants("crud") ? await started(startOurs(tmp, "ours")) : undefined;
+    const go = ours ? await started(startGo(tools, tmp, "go")) : undefined;
+    if (ours && go && wants("hot")) {
+      const floor = await started(startFloor(join(tmp, "floor.sock"), join(tmp, "floor.log"), floorBody));
+      const hot = await alternate(tools, tmp, {
+        workload: "hot",
+        rounds,
+        targets: [
+          { name: "ours", served: ours },
+          { name: "go", served: go },
+          { name: "floor", served: floor },
+        ],
+      });
+      const hotGo = compare(hot, "ours", "go");
+      const hotFloor = compare(hot, "ours", "floor");
+      const goFloor = compare(hot, "go", "floor");
+      reportComparison(out, "go.hot", hotGo);
+      out.figure("go.hot.floor.throughput_ratio", hotFloor.throughputRatio, "x", undefined);
+      out.figure("go.hot.go_vs_floor.throughput_ratio", goFloor.throughputRatio, "x", undefined);
+      out.figure("go.hot.floor.cpu_per_call", hotFloor.reference.cpuPerCallUs, "us", undefined);
+      targets.push({
+        target: "hot (Get, Mount, Get, Unmount; 4 workers) throughput >= 1.1x Go",
+        measured: `${fmt(hotGo.throughputRatio)}x (${fmt(hotGo.ours.rps, 0)} vs ${fmt(hotGo.reference.rps, 0)} calls/s; bare Bun ${fmt(hotFloor.reference.rps, 0)}, ours ${fmt(hotFloor.throughputRatio)}x of it)`,
+        met: hotGo.throughputRatio >= 1.1,
+      });
+      targets.push({
+        target: "hot p99 <= 1.0x Go",
+        measured: `${fmt(hotGo.p99Ratio)}x (${fmt(hotGo.ours.p99Ms, 3)} vs ${fmt(hotGo.reference.p99Ms, 3)} ms)`,
+        met: hotGo.p99Ratio <= 1.0,
+      });
+    }
+
+    if (ours && go && wants("crud")) {
+      const crudGo = await pair("go.crud", { workload: "crud", rounds }, ["ours", ours], ["go", go]);
+      targets.push({
+        target: "crud (Create, Get, Mount, Path, Unmount, Remove; Create/Remove durable) throughput >= 0.6x Go",
+        measured: `${fmt(crudGo.throughputRatio)}x (${fmt(crudGo.ours.rps, 0)} vs ${fmt(crudGo.reference.rps, 0)} calls/s, p99 ${fmt(crudGo.p99Ratio)}x)`,
+        met: crudGo.throughputRatio >= 0.6,
+      });
+    }
+
+    // Socket activation: the same hot load on ours behind systemd's socket, against ours
+    // on its own socket, both fresh.
+    if (wants("activated")) {
+      const direct = await started(startOurs(tmp, "direct"));
+      const activated = await started(startOursActivated(tmp, "activated"));
+      const actDirect = await pair("activated.hot", { workload: "hot", rounds }, ["activated", activated], ["direct", direct]);
+      targets.push({
+        target: "socket-activated hot throughput within 10 % of the direct socket (>= 0.9x)",
+        measured:
+          `${fmt(actDirect.throughputRatio)}x (p99 ${fmt(actDirect.p99Ratio)}x, CPU per call ${fmt(actDirect.cpuRatio)}x)` +
+          (actDirect.throughputRatio >= 0.9 ? "" : "; so the recommended install binds the socket itself (README, Running it on a host)"),
+        met: actDirect.throughputRatio >= 0.9,
+      });
+      for (const served of [direct, activated]) await stop(served.proc);
+    }
+
+    // List of 10k volumes, each plugin on its own populated root.
+    if (wants("list")) {
+      const roots = populatedRoots(tmp, "list", LIST_VOLUMES);
+      const oursList = await started(startOurs(tmp, "ours-list", roots.ours));
+      const goList = await started(startGo(tools, tmp, "go-list", roots.go));
+      const listGo = await pair("go.list10k", { workload: "list", rounds, listMin: LIST_VOLUMES }, ["ours", oursList], ["go", goList]);
+      targets.push({
+        target: "List of 10k volumes throughput >= 1.0x Go",
+        measured: `${fmt(listGo.throughputRatio)}x (${fmt(1000 / listGo.ours.rps * 4, 1)} vs ${fmt(1000 / listGo.reference.rps * 4, 1)} ms per List at 4 workers)`,
+        met: listGo.throughputRatio >= 1.0,
+      });
+      for (const served of [oursList, goList]) await stop(served.proc);
+    }
+
+    // Startup with 1k volumes: exec to the first answered Activate, alternating, each a
+    // restart on the same root and state.
+    const startRoots = populatedRoots(tmp, "start", VOLUMES_AT_STARTUP);
+    if (wants("startup")) {
+      const oursMs: number[] = [];
+      const goMs: number[] = [];
+      for (let i = 0; i < (options.quick ? 4 : STARTS); i++) {
+        const a = await startOurs(tmp, "ours-start", startRoots.ours);
+        oursMs.push(a.readyMs);
+        await stop(a.proc);
+        const b = await startGo(tools, tmp, "go-start", startRoots.go);
+        goMs.push(b.readyMs);
+        await stop(b.proc);
+      }
+      out.figure("go.startup_1k.median", median(oursMs), "ms", median(goMs));
+      out.figure("go.startup_1k.go.median", median(goMs), "ms");
+      targets.push({
+        target: "startup to first answered Activate with 1k volumes <= 30 ms",
+        measured: `${fmt(median(oursMs), 1)} ms median of ${oursMs.length} (Go ${fmt(median(goMs), 1)} ms)`,
+        met: median(oursMs) <= 30,
+      });
+    }
+
+    // Idle RSS after 1,000 requests, same conditions (1k volumes, fresh process).
+    if (wants("rss")) {
+      const rss: Record<string, number> = {};
+      for (const [name, start] of [
+        ["ours", () => startOurs(tmp, "ours-start", startRoots.ours)],
+        ["go", () => startGo(tools, tmp, "go-start", startRoots.go)],
+      ] as const) {
+        const served = await start();
+        try {
+          await sendCalls(tools, tmp, served, "hot", RSS_REQUESTS);
+          await Bun.sleep(1000);
+          rss[name] = (procStatusKb(served.pid, "VmRSS") * 1024) / 1e6;
+        } finally {
+          await stop(served.proc);
+        }
+      }
+      out.figure("go.rss_after_1k_requests", rss.ours as number, "MB", rss.go);
+      out.figure("go.rss_after_1k_requests.go", rss.go as number, "MB");
+      targets.push({
+        target: "idle RSS after 1,000 requests with 1k volumes <= 60 MB",
+        measured: `${fmt(rss.ours as number, 1)} MB (Go ${fmt(rss.go as number, 1)} MB)`,
+        met: (rss.ours as number) <= 60,
+      });
+    }
+    return targets;
+  } finally {
+    for (const served of servers) await stop(served.proc);
+  }
+}
+
+function reportComparison(out: Reporter, prefix: string, c: Comparison): void {
+  out.figure(`${prefix}.throughput`, c.ours.rps, "calls/s", c.reference.rps);
+  out.figure(`${prefix}.throughput_ratio`, c.throughputRatio, "x");
+  out.figure(`${prefix}.p99`, c.ours.p99Ms, "ms", c.reference.p99Ms);
+  out.figure(`${prefix}.p99_ratio`, c.p99Ratio, "x");
+  out.figure(`${prefix}.cpu_per_call`, c.ours.cpuPerCallUs, "us", c.reference.cpuPerCallUs);
+}
