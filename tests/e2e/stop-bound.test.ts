@@ -40,6 +40,9 @@ beforeEach(async () => {
     ["--backend", "posix", "--path", root, "--state-dir", join(dir, "state"), "--socket", socket, "--timeout", String(TIMEOUT_SECONDS)],
     socket,
   );
+  // The socket answers before the index is loaded; the sweep starts with the load, and
+  // the serving line follows it.
+  expect(await logged("serving driver", 30_000)).toBe(true);
 }, 120_000);
 
 afterEach(async () => {
@@ -89,7 +92,9 @@ describe("SIGTERM is bounded", () => {
     proc.kill("SIGTERM");
     // The plugin's own stop ends in the bound. The process may still be held by the kernel:
     // a FUSE request the frozen daemon had already read is waited out even by SIGKILL.
-    expect(await logged("stopped; socket removed", DOCUMENTED_BOUND_MS * 4)).toBe(true);
+    const stoppedInTime = await logged("stopped; socket removed", DOCUMENTED_BOUND_MS * 4);
+    if (!stoppedInTime) console.log(`[stop-bound] log: ${plugin?.stderr()}`);
+    expect(stoppedInTime).toBe(true);
     const stopMs = Math.round(performance.now() - started);
     const exitedFrozen = await Promise.race([proc.exited.then(() => true), Bun.sleep(1000).then(() => false)]);
     for (const pid of bindfs) process.kill(pid, "SIGCONT");
