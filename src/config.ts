@@ -3,6 +3,7 @@ import { isValidHostId } from "./core/claims.ts";
 import type { Scope } from "./core/types.ts";
 import { checkListenFlags, ListenError } from "./protocol/tcp-listener.ts";
 import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevelName } from "./logging.ts";
+import { redactUrl } from "./quobyte/rpc-client.ts";
 import { hostIdentity } from "./system/atomic-file.ts";
 import { MOUNT_CHECK_MODES, type MountCheckMode } from "./system/mount-health.ts";
 
@@ -172,7 +173,7 @@ export function resolveServeConfig(args: ServeArgs, env: Env, use: ResolveOption
 function resolveQuobyte(args: ServeArgs, env: Env, apiUrl: string | undefined, timeoutMs: number, needsApi: boolean): QuobyteConfig {
   if (!apiUrl && needsApi) throw new UsageError("the quobyte backend needs the API URL: --api or QUOBYTE_API_URL");
   if (apiUrl && !/^https?:\/\/[^/]/i.test(apiUrl)) {
-    throw new UsageError(`API URL ${JSON.stringify(apiUrl)} must start with http:// or https://`);
+    throw new UsageError(`API URL ${JSON.stringify(redactUrl(apiUrl))} must start with http:// or https://`);
   }
   const password = env.QUOBYTE_API_PASSWORD ?? "";
   if (!password && needsApi) {

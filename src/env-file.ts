@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { DEFAULTS, UsageError } from "./config.ts";
 import { closestName } from "./closest-name.ts";
+import { fsErrorText } from "./fs-error-text.ts";
 
 export type Env = Record<string, string | undefined>;
 
@@ -20,6 +21,27 @@ export const KNOWN_QUOBYTE_KEYS = [
 /** A line of an env file that systemd would skip (with a journal warning nobody reads). */
 export class EnvFileError extends UsageError {}
 
+/** systemd's WHITESPACE: JavaScript's \s also takes \v, \f and Unicode spaces, which systemd keeps. */
+const BLANKS = " \t\n\r";
+const isBlank = (char: string): boolean => char !== "" && BLANKS.includes(char);
+
+function trimEndBlanks(text: string): string {
+  let end = text.length;
+  while (end > 0 && isBlank(text[end - 1] ?? "")) end--;
+  return text.slice(0, end);
+}
+
+function trimBlanks(text: string): string {
+  const trimmed = trimEndBlanks(text);
+  let start = 0;
+  while (start < trimmed.length && isBlank(trimmed[start] ?? "")) start++;
+  return trimmed.slice(start);
+}
+
+function firstWord(text: string): string {
+  return trimBlanks(text).split(/[ \t\n\r]+/)[0] ?? "";
+}
+
 type State = "preKey" | "key" | "preValue" | "value" | "valueEscape" | "single" | "double" | "doubleEscape" | "comment" | "commentEscape";
 
 /**
@@ -38,15 +60,21 @@ export function parseEnvFile(text: string, fileName = "env file"): Env {
   let keyLine = 1;
   // Unquoted trailing blanks are dropped, as systemd does; quoted ones are kept.
   let valueKeep = 0;
+  // An error shows the first word of a bad line only: the rest may be a password
+  // (`QUOBYTE_API_PASSWORD hunter2`), and error text ends up in terminals and journals.
+  const shown = (text: string): string => {
+    const word = firstWord(text);
+    return JSON.stringify(word === trimBlanks(text) ? word : `${word} ...`);
+  };
   const fail = (at: number, why: string): never => {
     throw new EnvFileError(`${fileName} line ${at}: ${why}`);
   };
   const finish = (): void => {
-    const name = key.trimEnd();
+    const name = trimEndBlanks(key);
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) {
-      fail(keyLine, /^export\s/.test(name) ? `"export" is shell syntax; write ${name.replace(/^export\s+/, "")}=VALUE` : `${JSON.stringify(name)} is not a variable name`);
+      fail(keyLine, /^export[ \t]/.test(name) ? `"export" is shell syntax; write ${name.replace(/^export[ \t]+/, "")}=VALUE` : `${shown(name)} is not a variable name`);
     }
-    env[name] = value.slice(0, Math.max(valueKeep, value.trimEnd().length));
+    env[name] = value.slice(0, Math.max(valueKeep, trimEndBlanks(value).length));
     key = "";
     value = "";
     valueKeep = 0;
@@ -56,14 +84,14 @@ export function parseEnvFile(text: string, fileName = "env file"): Env {
     switch (state) {
       case "preKey":
         if (char === "#" || char === ";") state = "comment";
-        else if (!/\s/.test(char)) {
+        else if (!isBlank(char)) {
           state = "key";
           key = char;
           keyLine = line;
         }
         break;
       case "key":
-        if (newline) fail(keyLine, `${JSON.stringify(key.trim())} is not KEY=VALUE (is the "=" missing?)`);
+        if (newline) fail(keyLine, `${shown(key)} is not KEY=VALUE (is the "=" missing?)`);
         else if (char === "=") state = "preValue";
         else key += char;
         break;
@@ -74,7 +102,7 @@ export function parseEnvFile(text: string, fileName = "env file"): Env {
         } else if (char === "'") state = "single";
         else if (char === '"') state = "double";
         else if (char === "\\") state = "valueEscape";
-        else if (!/\s/.test(char)) {
+        else if (!isBlank(char)) {
           value += char;
           state = "value";
         }
@@ -115,13 +143,16 @@ export function parseEnvFile(text: string, fileName = "env file"): Env {
         else if (newline) state = "preKey";
         break;
       case "commentEscape":
+        // systemd 252 continues such a comment onto the next line and drops that line
+        // (newer systemd does not): never let a setting vanish that quietly.
+        if (newline) fail(line, `the comment ends in "\\", which systemd 252 continues onto line ${line + 1} and so drops that line; remove the "\\"`);
         state = "comment";
         break;
     }
     if (newline) line++;
   }
-  if (state === "single" || state === "double" || state === "doubleEscape") fail(keyLine, `the quote opened for ${key.trim()} is never closed`);
-  if (state === "key") fail(keyLine, `${JSON.stringify(key.trim())} is not KEY=VALUE (is the "=" missing?)`);
+  if (state === "single" || state === "double" || state === "doubleEscape") fail(keyLine, `the quote opened for ${firstWord(key)} is never closed`);
+  if (state === "key") fail(keyLine, `${shown(key)} is not KEY=VALUE (is the "=" missing?)`);
   if (state === "preValue" || state === "value" || state === "valueEscape") finish();
   return env;
 }
@@ -147,7 +178,8 @@ export interface LoadedEnvironment {
  * The environment a command runs with: the env file (explicit `--env-file`, else the
  * default one when it exists) under the process environment, and the password from
  * `--password-file` over both. The password never comes from a flag's value: that
- * would put it in argv, visible to every user in `ps`.
+ * would put it in argv, visible to every user in `ps`. Unknown QUOBYTE_* names are refused
+ * in the env file only: a stray variable exported in a shell must not make every command fail.
  */
 export function loadEnvironment(options: { envFile?: string; passwordFile?: string }, processEnv: Env): LoadedEnvironment {
   let fileEnv: Env = {};
@@ -156,7 +188,6 @@ export function loadEnvironment(options: { envFile?: string; passwordFile?: stri
     fileEnv = parseEnvFile(readTextFile("env file", envFile, "--env-file"), envFile);
     checkQuobyteKeys(fileEnv, `env file ${envFile}`);
   }
-  checkQuobyteKeys(processEnv, "environment");
   const env: Env = { ...fileEnv, ...processEnv };
   if (options.passwordFile !== undefined) {
     env.QUOBYTE_API_PASSWORD = readTextFile("password file", options.passwordFile, "--password-file").replace(/\r?\n$/, "");
@@ -169,22 +200,6 @@ export function readTextFile(what: string, path: string, flag: string): string {
   try {
     return readFileSync(path, "utf8");
   } catch (error) {
-    throw new UsageError(`${flag} ${path}: ${describeFileError(what, error)}`);
-  }
-}
-
-/** An fs error as a sentence the operator can act on, never the runtime's raw text. */
-export function describeFileError(what: string, error: unknown): string {
-  const code = typeof error === "object" && error !== null && "code" in error ? String((error as { code: unknown }).code) : "";
-  switch (code) {
-    case "ENOENT":
-      return `the ${what} does not exist`;
-    case "EACCES":
-    case "EPERM":
-      return `the ${what} is not readable by this user (run as root or fix its permissions)`;
-    case "EISDIR":
-      return "is a directory; name a file";
-    default:
-      return `the ${what} cannot be read (${code || "unknown error"})`;
+    throw new UsageError(`${flag} ${path}: the ${what} ${fsErrorText(error)}`);
   }
 }

@@ -3,6 +3,7 @@ import { rootCommand } from "./cli/index.ts";
 import { UsageError } from "./config.ts";
 import { errnoCode, messageOf } from "./core/errors.ts";
 import { renderUsage, usageStyle } from "./cli/usage.ts";
+import { fsErrorText } from "./fs-error-text.ts";
 
 /** citty's own help runs to 240 columns and colours pipes; ours wraps and stays plain. */
 function showUsage(cmd: CommandDef, parent?: CommandDef): void {
@@ -16,18 +17,8 @@ function showUsage(cmd: CommandDef, parent?: CommandDef): void {
  */
 function describeFailure(error: unknown): string {
   const path = typeof error === "object" && error !== null && "path" in error ? String((error as { path: unknown }).path) : undefined;
-  const code = errnoCode(error);
-  if (path === undefined || code === undefined) return messageOf(error).split("\n")[0] ?? "";
-  const fixes: Record<string, string> = {
-    EACCES: "permission denied: run as root or give this user access",
-    EPERM: "operation not permitted: run as root",
-    EROFS: "the file system is read-only: name a writable directory",
-    ENOSPC: "the file system is full: free space or name another directory",
-    EEXIST: "is a file, not a directory",
-    ENOTDIR: "a part of the path is a file, not a directory",
-    ENOENT: "does not exist",
-  };
-  return `${path}: ${fixes[code] ?? `failed (${code})`}`;
+  if (path === undefined || errnoCode(error) === undefined) return messageOf(error).split("\n")[0] ?? "";
+  return `${path} ${fsErrorText(error)}`;
 }
 
 /** The only place that reads argv and exits: 0 ok, 1 runtime failure, 2 bad usage. */

@@ -3,6 +3,7 @@ import type { ServeConfig } from "./config.ts";
 import { Claims } from "./core/claims.ts";
 import { withDeadline } from "./core/deadline.ts";
 import { Driver } from "./core/driver.ts";
+import { messageOf } from "./core/errors.ts";
 import { MountRefs } from "./core/mount-refs.ts";
 import type { Backend } from "./core/types.ts";
 import type { Logger } from "./logging.ts";
@@ -12,8 +13,11 @@ import { type Listener, openListener } from "./protocol/open-listener.ts";
 import { inheritedListenFd } from "./protocol/activation.ts";
 import { ListenError } from "./protocol/tcp-listener.ts";
 import { socketIsLive } from "./protocol/unix-listener.ts";
-import { resolveAccountId } from "./system/accounts.ts";
+import { requireSocketGroup } from "./system/accounts.ts";
 import { UsageError } from "./config.ts";
+
+/** How long a stop waits for the backend after the drain: the whole stop is the drain bound plus this. */
+export const CLOSE_BOUND_MS = 5000;
 
 export interface RunningService {
   readonly driver: Driver;
@@ -27,10 +31,7 @@ export interface RunningService {
 
 /** Wires backend, state, driver, router and socket: everything `serve` runs. */
 export async function startService(config: ServeConfig, log: Logger): Promise<RunningService> {
-  const gid = await resolveAccountId("group", config.socketGroup);
-  if (gid === undefined) {
-    throw new UsageError(`--group ${config.socketGroup} (or SOCKET_GROUP) does not exist on this host; create it (groupadd ${config.socketGroup}) or name another`);
-  }
+  const gid = await requireSocketGroup(config.socketGroup);
 
   // A second plugin on the same socket would otherwise wait 5 s for the state database
   // the first one holds before failing on it: name the real problem at once.
@@ -110,7 +111,10 @@ export async function startService(config: ServeConfig, log: Logger): Promise<Ru
         await listener.stop();
         await driver.stopClaims();
         refs.close();
-        await backend.close();
+        // Storage may hang; a SIGTERM must still end the process (systemd would SIGKILL it).
+        await withDeadline(backend.close(), CLOSE_BOUND_MS, "closing the backend").catch((error: unknown) =>
+          log.warn(`stopped without waiting for the backend: ${messageOf(error)}`),
+        );
       })();
       return stopping;
     },

@@ -3,7 +3,7 @@ import { chmod, copyFile, mkdir, rename } from "node:fs/promises";
 import { dirname, isAbsolute, join } from "node:path";
 import { resolveServeConfig, UsageError } from "../config.ts";
 import { loadEnvironment } from "../env-file.ts";
-import { resolveAccountId } from "../system/accounts.ts";
+import { requireSocketGroup } from "../system/accounts.ts";
 import { writeFileAtomic } from "../system/atomic-file.ts";
 import { renderServiceUnit, renderSocketUnit, SERVICE_NAME, SOCKET_NAME } from "../system/systemd-units.ts";
 import { assertKnownArgs, backendArgs, claimArgs, nameArg } from "./args.ts";
@@ -50,13 +50,16 @@ export default defineCommand({
       if (value !== undefined && !isAbsolute(value)) throw new UsageError(`--${flag} ${value} must be an absolute path, such as ${join(process.cwd(), value)}`);
     }
     // The same checks as serve, on the same inputs: a unit that cannot start is never written.
-    const { env, envFile } = loadEnvironment({ envFile: givenEnvFile }, process.env);
+    // The unit gets the env file and the flags below, never this shell's variables (an
+    // exported QUOBYTE_API_URL would make a quobyte unit that fails at start); only
+    // SOCKET_GROUP is carried over, as --group.
+    const shellGroup = process.env.SOCKET_GROUP || undefined;
+    const { env: fileEnv, envFile } = loadEnvironment({ envFile: givenEnvFile }, {});
+    const env = shellGroup === undefined ? fileEnv : { ...fileEnv, SOCKET_GROUP: shellGroup };
     const config = resolveServeConfig(parsed, env, { api: false, envFile });
     if (config.backend !== "posix" && config.backend !== "quobyte") throw new UsageError(`--backend ${String(config.backend)} is not one of: posix, quobyte`);
     // A staged image is installed elsewhere; only a live install can check the group here.
-    if (prefix === "/" && (await resolveAccountId("group", config.socketGroup)) === undefined) {
-      throw new UsageError(`--group ${config.socketGroup} does not exist on this host; create it (groupadd ${config.socketGroup}) or name another`);
-    }
+    if (prefix === "/") await requireSocketGroup(config.socketGroup);
 
     // serve's flags the unit carries: the storage, the socket and the state, as tested by hand.
     const passed: Record<string, string | undefined> = {
@@ -66,7 +69,7 @@ export default defineCommand({
       "--scope": parsed.scope,
       "--state-dir": parsed["state-dir"] === undefined ? undefined : config.stateDir,
       "--name": parsed.name,
-      "--group": parsed.group ?? (env.SOCKET_GROUP || undefined),
+      "--group": parsed.group ?? shellGroup,
       "--host-id": parsed["host-id"],
       "--lease-timeout": parsed["lease-timeout"],
     };

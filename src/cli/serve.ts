@@ -1,5 +1,6 @@
 import { defineCommand } from "citty";
 import { createLogger } from "../logging.ts";
+import { redactUrl } from "../quobyte/rpc-client.ts";
 import { startService } from "../service.ts";
 import { DEFAULT_ENGINE_SOCKET, engineSocketFromFlag, startEngineNudge } from "../system/engine-nudge.ts";
 import { assertKnownArgs, backendArgs, claimArgs, commonArgs, configFromArgs, nameArg } from "./args.ts";
@@ -58,7 +59,7 @@ export default defineCommand({
       backend: config.backend,
       path: config.path,
       mountCheck: config.mountCheck,
-      ...(config.quobyte ? { api: config.quobyte.apiUrl, tenant: config.quobyte.tenant, apiUser: config.quobyte.user } : {}),
+      ...(config.quobyte ? { api: redactUrl(config.quobyte.apiUrl), tenant: config.quobyte.tenant, apiUser: config.quobyte.user } : {}),
       scope: service.driver.scope,
       stateDir: config.stateDir,
       engineSocket: engineSocket ?? "none",

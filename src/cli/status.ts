@@ -3,6 +3,7 @@ import { defaultSocketPath, UsageError } from "../config.ts";
 import { errnoCode } from "../core/errors.ts";
 import type { DependencyHealth } from "../core/health.ts";
 import { assertKnownArgs, nameArg } from "./args.ts";
+import { tlsPairProblem } from "../protocol/tcp-listener.ts";
 import { requirePemFile } from "./file-checks.ts";
 
 const args = {
@@ -82,7 +83,8 @@ function targetOf(parsed: { name?: string; socket?: string; url?: string; "tls-c
   if (url.protocol === "tcp:") url = new URL(`http://${url.host}`);
   if (url.protocol !== "https:" && url.protocol !== "http:") throw new UsageError(`--url ${parsed.url} must be https://HOST:PORT, or http:// / tcp:// on loopback`);
   if (url.protocol === "http:" && tlsFiles.some((file) => file !== undefined)) throw new UsageError("TLS files need an https:// --url");
-  if ((parsed["tls-cert"] === undefined) !== (parsed["tls-key"] === undefined)) throw new UsageError("--tls-cert and --tls-key go together");
+  const pairing = tlsPairProblem({ tlsCert: parsed["tls-cert"], tlsKey: parsed["tls-key"] });
+  if (pairing !== undefined) throw new UsageError(pairing);
   const tls: { ca?: string; cert?: string; key?: string } = {};
   if (parsed["tls-ca"] !== undefined) tls.ca = requirePemFile("--tls-ca", parsed["tls-ca"], "certificate");
   if (parsed["tls-cert"] !== undefined && parsed["tls-key"] !== undefined) {

@@ -44,16 +44,17 @@ export function bridgeInheritedSocket(fd: number, target: string): Promise<Bridg
   const connections = new Set<{ destroy(): void }>();
   const server: Server = createServer((client) => {
     const upstream = connect(target);
-    connections.add(client);
-    connections.add(upstream);
-    const close = () => {
-      client.destroy();
-      upstream.destroy();
-      connections.delete(client);
-      connections.delete(upstream);
-    };
-    client.on("error", close).on("close", close);
-    upstream.on("error", close).on("close", close);
+    for (const socket of [client, upstream]) {
+      connections.add(socket);
+      socket.on("close", () => connections.delete(socket));
+    }
+    // A failed side takes the other down at once; its bytes are lost anyway.
+    client.on("error", () => upstream.destroy());
+    upstream.on("error", () => client.destroy());
+    // When the server closes (a drain says Connection: close), the client gets the rest of
+    // the reply still queued here first: end() flushes, destroy() would cut it off.
+    upstream.on("close", () => client.end());
+    client.on("close", () => upstream.destroy());
     splice(client, upstream);
     splice(upstream, client);
   });

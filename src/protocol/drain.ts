@@ -19,9 +19,9 @@ export async function drainServer(server: Pick<Server<undefined>, "stop">, bound
   }
 }
 
-/** The drain bound for an operation deadline (`--timeout`; 0 means none, then 30 s). */
+/** The drain bound for the operation deadline (`--timeout`, always above 0): it plus 1 s. */
 export function drainBoundMs(operationTimeoutMs: number): number {
-  return (operationTimeoutMs > 0 ? operationTimeoutMs : 30_000) + 1000;
+  return operationTimeoutMs + 1000;
 }
 
 /** A keep-alive connection idle at SIGTERM may be sending a request right now: it gets this long. */

@@ -2,6 +2,7 @@ import { existsSync } from "node:fs";
 import { unlink } from "node:fs/promises";
 import { isAbsolute, join } from "node:path";
 import { writeFileAtomic } from "../system/atomic-file.ts";
+import { tlsPairProblem } from "./tcp-listener.ts";
 
 export interface SpecRequest {
   name: string;
@@ -74,7 +75,8 @@ export function renderSpec(request: SpecRequest): SpecFile {
     return { path: specPath, contents: `https://${hostPort}\n`, conflicting: jsonPath };
   }
   if (request.tlsCa === undefined) throw new SpecError("a TLS config without --tls-ca makes the engine skip certificate verification; give --tls-ca");
-  if ((request.tlsCert === undefined) !== (request.tlsKey === undefined)) throw new SpecError("--tls-cert and --tls-key go together");
+  const pairing = tlsPairProblem(request);
+  if (pairing !== undefined) throw new SpecError(pairing);
   for (const file of [request.tlsCa, request.tlsCert, request.tlsKey]) {
     if (file !== undefined && !isAbsolute(file)) throw new SpecError(`TLS file ${file} must be an absolute path (the engine reads it, not this command)`);
   }

@@ -41,6 +41,11 @@ export interface TlsFiles {
   tlsCa?: string | undefined;
 }
 
+/** The one rule every command with TLS files shares; the message, or undefined when kept. */
+export function tlsPairProblem(files: TlsFiles): string | undefined {
+  return (files.tlsCert === undefined) !== (files.tlsKey === undefined) ? "--tls-cert and --tls-key go together" : undefined;
+}
+
 /**
  * Checks `--listen` and its TLS files before anything binds. Pure. The plugin protocol
  * has no authentication of its own: whoever reaches the port can create, mount and delete
@@ -64,7 +69,8 @@ export function checkListenFlags(address: string, files: TlsFiles): { host: stri
       );
     }
   }
-  if (tls && (files.tlsCert === undefined || files.tlsKey === undefined)) throw new ListenError("--tls-cert and --tls-key go together");
+  const pairing = tlsPairProblem(files);
+  if (pairing !== undefined) throw new ListenError(pairing);
   if (files.tlsCa !== undefined && !tls) throw new ListenError("--tls-ca needs --tls-cert and --tls-key");
   return { host, port, tls };
 }

@@ -152,12 +152,14 @@ function snippet(text: string): string {
 
 /** URLs may carry user:password@; they never reach a message. */
 export function redactUrl(url: string): string {
+  // By text first: "admin:pw@api:7860" (no scheme) parses as a URL whose path keeps the password.
+  const stripped = url.replace(/^([^/?#@]*\/\/)?[^/?#]*@/, "$1");
   try {
-    const parsed = new URL(url);
+    const parsed = new URL(stripped);
     parsed.username = "";
     parsed.password = "";
     return parsed.toString();
   } catch {
-    return "<invalid URL>";
+    return stripped;
   }
 }

@@ -1,4 +1,5 @@
 import { readFile } from "node:fs/promises";
+import { UsageError } from "../config.ts";
 
 /** The largest id chown accepts; (uid_t)-1 means "unchanged" and is not a real id. */
 const MAX_ID = 0xfffffffe;
@@ -32,4 +33,14 @@ export async function resolveAccountId(
     if (fields[0] === value && fields[2] !== undefined && /^\d+$/.test(fields[2])) return Number(fields[2]);
   }
   return undefined;
+}
+
+/**
+ * The gid of the socket's group (`--group`, or SOCKET_GROUP), or a usage error saying how
+ * to create it: serve and install check it alike.
+ */
+export async function requireSocketGroup(group: string): Promise<number> {
+  const gid = await resolveAccountId("group", group);
+  if (gid === undefined) throw new UsageError(`--group ${group} (or SOCKET_GROUP) does not exist on this host; create it (groupadd ${group}) or name another`);
+  return gid;
 }

@@ -47,16 +47,18 @@ const HARDENING = [
   "#  MemoryDenyWriteExecute: Bun's JavaScript JIT needs writable+executable memory.",
   "#  PrivateNetwork, IPAddressDeny: the Quobyte API and registry are reached over the network.",
   "#  User=, DynamicUser: mounting and chown of volume roots to their owners need root.",
+  "#  RestrictSUIDSGID: volume roots may be setgid (-o mode=2770), so files created in them",
+  "#  keep the volume's group; the filter would refuse that chmod.",
   "NoNewPrivileges=yes",
   // SYS_ADMIN: mount/umount of the FUSE client. CHOWN/FOWNER/DAC_*: volume roots owned by
-  // the volume's user. SETUID/SETGID: mount.quobyte drops to its own user.
-  "CapabilityBoundingSet=CAP_SYS_ADMIN CAP_CHOWN CAP_FOWNER CAP_DAC_OVERRIDE CAP_DAC_READ_SEARCH CAP_SETUID CAP_SETGID",
+  // the volume's user. FSETID: without it the kernel silently drops S_ISGID from a chmod
+  // of a root whose group is not ours (mode=2770). SETUID/SETGID: mount.quobyte drops to its own user.
+  "CapabilityBoundingSet=CAP_SYS_ADMIN CAP_CHOWN CAP_FOWNER CAP_FSETID CAP_DAC_OVERRIDE CAP_DAC_READ_SEARCH CAP_SETUID CAP_SETGID",
   "AmbientCapabilities=",
   "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
   "RestrictNamespaces=yes",
   "LockPersonality=yes",
   "RestrictRealtime=yes",
-  "RestrictSUIDSGID=yes",
   "SystemCallArchitectures=native",
   "SystemCallFilter=@system-service @mount",
   "SystemCallFilter=~@clock @cpu-emulation @debug @module @obsolete @raw-io @reboot @swap",

@@ -96,13 +96,26 @@ describe("install", () => {
     });
   }
 
+  test("the installing shell's variables do not decide the unit (it never gets them), except SOCKET_GROUP as --group", async () => {
+    const shell = { PATH: process.env.PATH, QUOBYTE_API_URL: "http://api:7860", QUOBYTE_TENNANT_ID: "stray", SOCKET_GROUP: "nogroup" };
+    const result = await runBinary(["install", "--prefix", `${dir}/root`], shell);
+    expect(result.stderr).toBe("");
+    expect(result.code).toBe(0);
+    const serve = execWords(unitLine(readFileSync(`${dir}/root/${UNITS}/docker-quobyte-plugin.service`, "utf8"), "ExecStart"));
+    expect(serve.slice(1)).toEqual(["serve", "--backend", "posix", "--group", "nogroup", "--log-format", "json"]);
+    // A stray exported QUOBYTE_* name is no reason to refuse any command.
+    const mountAll = await runBinary(["mount-all", "--backend", "posix", "--path", `${dir}/volumes`, "--state-dir", `${dir}/state`], shell);
+    expect(mountAll.stderr).toBe("");
+    expect(mountAll.code).toBe(0);
+  });
+
   test("bad input writes nothing: relative paths, a broken env file, an unclear backend, an unknown group", async () => {
     writeFileSync(`${dir}/broken.env`, "QUOBYTE_API_URL http://x\n");
     writeFileSync(`${dir}/no-url.env`, "QUOBYTE_TENANT_ID=t\n");
     const cases: [string[], string][] = [
       [["--env-file", "rel.env"], `error: --env-file rel.env must be an absolute path (the unit runs from /), such as ${process.cwd()}/rel.env`],
       [["--path", "data"], "error: --path data must be an absolute path"],
-      [["--env-file", `${dir}/broken.env`], `error: ${dir}/broken.env line 1: "QUOBYTE_API_URL http://x" is not KEY=VALUE`],
+      [["--env-file", `${dir}/broken.env`], `error: ${dir}/broken.env line 1: "QUOBYTE_API_URL ..." is not KEY=VALUE`],
       [["--env-file", `${dir}/no-url.env`], `error: env file ${dir}/no-url.env sets no QUOBYTE_API_URL, so the backend is unclear`],
       [["--backend", "posix", "--mount-check", "sometimes"], 'error: --mount-check "sometimes" is not one of'],
     ];
@@ -115,7 +128,7 @@ describe("install", () => {
     // The group is checked on a live install (a staged image has its own groups).
     const group = await runBinary(["install", "--backend", "posix", "--group", "no-such-group-dqp", "--dry-run"]);
     expect(group.code).toBe(2);
-    expect(group.stderr).toStartWith("error: --group no-such-group-dqp does not exist on this host; create it (groupadd no-such-group-dqp) or name another");
+    expect(group.stderr).toStartWith("error: --group no-such-group-dqp (or SOCKET_GROUP) does not exist on this host; create it (groupadd no-such-group-dqp) or name another");
     expect(group.stdout).toBe("");
   });
 });

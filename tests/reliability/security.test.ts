@@ -119,8 +119,69 @@ describe("file modes", () => {
         `[security] umask ${umask.toString(8).padStart(3, "0")}: root ${mode(suite.layout.root)}, ${CONTROL_DIR} ${mode(join(suite.layout.root, CONTROL_DIR))}, ` +
           `volumes/ ${mode(metaDir)}, trash/ ${mode(join(suite.layout.root, CONTROL_DIR, "trash"))}, volume without mode option ${mode(join(suite.layout.root, "plain"))}`,
       );
+      // mkdir's 0755 minus the umask would lock non-root containers out of the volume.
+      expect(mode(join(suite.layout.root, "plain"))).toBe("0755");
       // Trash holds data of removed volumes until it is deleted: not for other users.
       expect(mode(join(suite.layout.root, CONTROL_DIR, "trash"))).toBe("0700");
+    }, 30_000);
+  }
+});
+
+/** The service unit `install` writes for posix (its dry run prints it). */
+async function installedUnit(): Promise<string> {
+  const proc = Bun.spawn([BINARY, "install", "--backend", "posix", "--dry-run"], { stdin: "ignore", stdout: "pipe", stderr: "pipe", env: {} });
+  const [out, code] = await Promise.all([new Response(proc.stdout).text(), proc.exited]);
+  if (code !== 0) throw new Error(`install --dry-run exited ${code}`);
+  return out;
+}
+
+function unitValue(unit: string, key: string): string {
+  const line = unit.split("\n").find((l) => l.startsWith(`${key}=`));
+  if (line === undefined) throw new Error(`no ${key}= in the unit`);
+  return line.slice(key.length + 1);
+}
+
+describe("under the installed unit's sandbox", () => {
+  test("its capability bounding set and UMask keep a setgid mode=2770 root and a 0755 default root", async () => {
+    const unit = await installedUnit();
+    // RestrictSUIDSGID would refuse the chmod to 2770 outright.
+    expect(unit).not.toMatch(/^RestrictSUIDSGID=/m);
+    expect(unit).toMatch(/^#.*\bRestrictSUIDSGID\b.*setgid/m);
+    const caps = unitValue(unit, "CapabilityBoundingSet").split(/\s+/).map((cap) => `+${cap.replace(/^CAP_/, "").toLowerCase()}`);
+    const umask = Number.parseInt(unitValue(unit, "UMask"), 8);
+    const previous = process.umask(umask);
+    let child;
+    try {
+      // setpriv applies the unit's bounding set: root's capabilities after exec are exactly it.
+      child = children.spawn(["setpriv", "--no-new-privs", `--bounding-set=-all,${caps.join(",")}`, "--", ...serveArgv(suite.layout)], { cwd: suite.cwd });
+    } finally {
+      process.umask(previous);
+    }
+    await waitServing(children, child, suite.layout.socket);
+    await withConn(suite.layout.socket, async (conn) => {
+      await ok(conn, "VolumeDriver.Create", { Name: "plain", Opts: null });
+      await ok(conn, "VolumeDriver.Create", { Name: "shared", Opts: { group: "nogroup", mode: "2770" } });
+    });
+    expect(mode(join(suite.layout.root, "plain"))).toBe("0755");
+    const shared = statSync(join(suite.layout.root, "shared"));
+    expect({ gid: shared.gid, mode: mode(join(suite.layout.root, "shared")) }).toEqual({ gid: groupId("nogroup"), mode: "2770" });
+  }, 30_000);
+
+  for (const umask of [0o022, 0o077]) {
+    test(`umask ${umask.toString(8).padStart(3, "0")}: the default layout (volume root inside the state dir) keeps the state dir 0700`, async () => {
+      const layout = { ...suite.layout, root: `${suite.layout.state}/volumes` };
+      const previous = process.umask(umask);
+      let child;
+      try {
+        child = children.spawn(serveArgv(layout), { cwd: suite.cwd });
+      } finally {
+        process.umask(previous);
+      }
+      await waitServing(children, child, layout.socket);
+      await withConn(layout.socket, (conn) => ok(conn, "VolumeDriver.Create", { Name: "plain", Opts: null }));
+      console.log(`[security] default layout, umask ${umask.toString(8).padStart(3, "0")}: state ${mode(layout.state)}, volume root ${mode(layout.root)}, volume ${mode(join(layout.root, "plain"))}`);
+      expect(mode(layout.state)).toBe("0700");
+      expect(mode(join(layout.root, "plain"))).toBe("0755");
     }, 30_000);
   }
 });

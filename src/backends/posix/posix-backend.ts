@@ -56,7 +56,6 @@ export class PosixBackend implements Backend {
   private listed: { generation: number; volumes: VolumeSummary[] } | undefined;
   /** The root and every mount below it were local filesystems at start (see checkLocal). */
   private localTree = false;
-  private trashSweep: Promise<void> = Promise.resolve();
   private readonly indexRefreshMs: number;
   private readonly monitor: MountMonitor | undefined;
   private readonly warn: (message: string) => void;
@@ -110,7 +109,7 @@ export class PosixBackend implements Backend {
       await this.rollForwardInterruptedRemoves();
       // Leftovers of interrupted removals are deleted in the background: a large one
       // must not delay the socket, and a failure is simply retried at the next start.
-      this.trashSweep = this.emptyTrash().catch(() => {});
+      void this.emptyTrash().catch(() => {});
     } catch (error) {
       if (error instanceof PluginError) throw error;
       throw new PluginError("BACKEND_FAILED", `cannot use ${this.root} as the volume root: ${messageOf(error)}`, {
@@ -217,7 +216,9 @@ export class PosixBackend implements Backend {
       }
     }
     try {
-      await applyOwnership(dir, ownership);
+      // mkdir's 0755 is cut by the umask (the unit's UMask=0077 would leave 0700, which
+      // non-root containers cannot enter); a directory we made gets the documented mode.
+      await applyOwnership(dir, made && ownership.mode === undefined ? { ...ownership, mode: 0o755 } : ownership);
       const { creator: _, ...ready } = record;
       await this.meta.write(name, { ...ready, state: "ready" });
     } catch (error) {
@@ -342,7 +343,6 @@ export class PosixBackend implements Backend {
     if (health.state !== "live") throw new PluginError("BACKEND_FAILED", health.detail, { volume });
   }
 
-  async close(): Promise<void> {
-    await this.trashSweep;
-  }
+  /** Does not wait for the trash sweep (a large tree, or a hung root): the next start resumes it. */
+  async close(): Promise<void> {}
 }
