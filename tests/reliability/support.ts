@@ -169,6 +169,9 @@ export class Children {
   }
 
   async stopAll(): Promise<void> {
+    // Direct children first: one may be a supervisor (the socket-activation holder) that
+    // would start a new grandchild for each one killed before it.
+    for (const child of [...this.live]) await this.stop(child, "SIGKILL");
     for (const [pid, match] of this.adopted) {
       if (cmdline(pid).includes(match)) {
         try {
@@ -179,7 +182,6 @@ export class Children {
       }
     }
     this.adopted.clear();
-    for (const child of [...this.live]) await this.stop(child, "SIGKILL");
   }
 
   get running(): number {
