@@ -102,31 +102,46 @@ export class Claims {
    */
   async start(mounted: Iterable<string>, host: ClaimsHost): Promise<void> {
     this.host = host;
-    try {
-      for (const dir of [this.options.dir, this.hostsDir, join(this.options.dir, "mounts"), this.ownMountsDir, this.removingDir, this.removedDir]) {
-        await ensureDirectory(dir);
+    const want = new Set(mounted);
+    // Hosts starting together on a fresh root race to create the directories; a client
+    // that lost the race may for a moment not find the winner's directory (GlusterFS
+    // answered a listing with ENOENT right after lstat saw it). Every step is idempotent.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.publish(want);
+        break;
+      } catch (error) {
+        if (errnoCode(error) === "ENOENT" && attempt < START_ATTEMPTS) {
+          await new Promise((resolve) => setTimeout(resolve, 100));
+          continue;
+        }
+        throw new PluginError("BACKEND_FAILED", `cannot publish this host's mount claims in ${this.options.dir}: ${messageOf(error)}`, { cause: error });
       }
-      for (const dir of [this.hostsDir, this.ownMountsDir, this.removingDir, this.removedDir]) await removeStaleTempFiles(dir);
-      await this.beat();
-      for (const volume of await readdir(this.removingDir)) {
-        if (volume.startsWith(".")) continue;
-        const marker = await this.readRecord(this.removingDir, volume, false);
-        if (marker?.host === this.hostId) await unlink(join(this.removingDir, volume)).catch(() => {});
-      }
-      const want = new Set(mounted);
-      for (const volume of await readdir(this.ownMountsDir)) {
-        if (!volume.startsWith(".") && !want.has(volume)) await unlink(join(this.ownMountsDir, volume));
-      }
-      for (const volume of want) await this.writeClaim(volume);
-      await this.observeAll();
-    } catch (error) {
-      throw new PluginError("BACKEND_FAILED", `cannot publish this host's mount claims in ${this.options.dir}: ${messageOf(error)}`, { cause: error });
     }
     this.timer = setInterval(() => {
       this.ticking ??= this.tick().finally(() => {
         this.ticking = undefined;
       });
     }, this.periodMs);
+  }
+
+  /** The start's steps: directories, heartbeat, own markers dropped, own claims re-made. */
+  private async publish(want: Set<string>): Promise<void> {
+    for (const dir of [this.options.dir, this.hostsDir, join(this.options.dir, "mounts"), this.ownMountsDir, this.removingDir, this.removedDir]) {
+      await ensureDirectory(dir);
+    }
+    for (const dir of [this.hostsDir, this.ownMountsDir, this.removingDir, this.removedDir]) await removeStaleTempFiles(dir);
+    await this.beat();
+    for (const volume of await readdir(this.removingDir)) {
+      if (volume.startsWith(".")) continue;
+      const marker = await this.readRecord(this.removingDir, volume, false);
+      if (marker?.host === this.hostId) await unlink(join(this.removingDir, volume)).catch(() => {});
+    }
+    for (const volume of await readdir(this.ownMountsDir)) {
+      if (!volume.startsWith(".") && !want.has(volume)) await unlink(join(this.ownMountsDir, volume));
+    }
+    for (const volume of want) await this.writeClaim(volume);
+    await this.observeAll();
   }
 
   /** Stops refreshing. A refresh stuck on hung storage is not waited for beyond a second. */
@@ -397,6 +412,9 @@ function parseRecord(text: string): { host?: unknown; since?: string } | undefin
     return undefined;
   }
 }
+
+/** How often a start retries when a directory another host just made is not visible yet (100 ms apart). */
+const START_ATTEMPTS = 20;
 
 /**
  * Creates `dir` unless it exists, and refuses a symlink or file in its place. Hosts
