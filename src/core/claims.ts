@@ -414,25 +414,17 @@ function parseRecord(text: string): { host?: unknown; since?: string } | undefin
 }
 
 /** How often a start retries when a directory another host just made is not visible yet (100 ms apart). */
-const START_ATTEMPTS = 20;
+const START_ATTEMPTS = 30;
 
 /**
- * Creates `dir` unless it exists, and refuses a symlink or file in its place. Hosts
- * starting together race to create it; a client that lost the race may briefly not see
- * the winner's directory through its name cache (EEXIST, then ENOENT), so it looks again.
+ * Creates `dir` unless it exists, and refuses a symlink or file in its place. A host that
+ * lost the race to create it may not see the winner's directory for a moment (EEXIST,
+ * then ENOENT): `start` retries its steps for that.
  */
 async function ensureDirectory(dir: string): Promise<void> {
-  for (let attempt = 0; ; attempt++) {
-    await mkdir(dir, { mode: 0o755 }).catch((error: unknown) => {
-      if (errnoCode(error) !== "EEXIST") throw error;
-    });
-    try {
-      const info = await lstat(dir);
-      if (info.isSymbolicLink() || !info.isDirectory()) throw new Error(`${dir} must be a directory, not a symlink or file`);
-      return;
-    } catch (error) {
-      if (errnoCode(error) !== "ENOENT" || attempt >= 30) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-  }
+  await mkdir(dir, { mode: 0o755 }).catch((error: unknown) => {
+    if (errnoCode(error) !== "EEXIST") throw error;
+  });
+  const info = await lstat(dir);
+  if (info.isSymbolicLink() || !info.isDirectory()) throw new Error(`${dir} must be a directory, not a symlink or file`);
 }
