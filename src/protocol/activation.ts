@@ -1,4 +1,4 @@
-import { connect, createServer, type Server, type Socket } from "node:net";
+import type { Server, Socket } from "node:net";
 
 /** systemd passes inherited sockets from this descriptor on (sd_listen_fds(3)). */
 const SD_LISTEN_FDS_START = 3;
@@ -39,8 +39,10 @@ export interface Bridge {
  * Accepts on the inherited socket and splices each connection to `target`, where the
  * plugin's HTTP server listens. Bun.serve cannot adopt an inherited descriptor, node:net
  * can; the splice keeps one HTTP implementation for every way of being reached.
+ * `node:net` is loaded here, not at start: every other way of serving starts without it.
  */
-export function bridgeInheritedSocket(fd: number, target: string): Promise<Bridge> {
+export async function bridgeInheritedSocket(fd: number, target: string): Promise<Bridge> {
+  const { connect, createServer } = await import("node:net");
   const connections = new Set<{ destroy(): void }>();
   const server: Server = createServer((client) => {
     const upstream = connect(target);

@@ -1,5 +1,4 @@
 import { readFileSync } from "node:fs";
-import { isIP } from "node:net";
 import { type Draining, drainServer } from "./drain.ts";
 
 export interface TcpListenOptions {
@@ -30,9 +29,10 @@ export class ListenError extends Error {
 }
 
 export function isLoopback(host: string): boolean {
-  if (host === "localhost") return true;
-  if (isIP(host) === 4) return host.startsWith("127.");
-  return host === "::1" || host === "[::1]";
+  if (host === "localhost" || host === "::1" || host === "[::1]") return true;
+  // Loaded only for a --listen address: importing node:net costs every start several ms.
+  const { isIP } = require("node:net") as typeof import("node:net");
+  return isIP(host) === 4 && host.startsWith("127.");
 }
 
 export interface TlsFiles {

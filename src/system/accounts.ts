@@ -1,4 +1,4 @@
-import { readFile } from "node:fs/promises";
+import { readFileSync } from "node:fs";
 import { UsageError } from "../config.ts";
 
 /** The largest id chown accepts; (uid_t)-1 means "unchanged" and is not a real id. */
@@ -10,7 +10,9 @@ export type AccountKind = "user" | "group";
  * Resolves a user or group given by name or numeric id to its numeric id. Numeric ids
  * are taken as they are (containers often run as ids the host has no name for); names
  * are looked up in /etc/passwd or /etc/group. Returns undefined for an unknown name.
- * The lookup reads the files directly: a static binary has no NSS modules to ask.
+ * The lookup reads the files directly: a static binary has no NSS modules to ask. It reads
+ * them synchronously: a few hundred local bytes, read before the socket opens, where a
+ * thread-pool round trip would delay the engine's first call by milliseconds.
  */
 export async function resolveAccountId(
   kind: AccountKind,
@@ -24,7 +26,7 @@ export async function resolveAccountId(
   const file = kind === "user" ? (files.passwd ?? "/etc/passwd") : (files.group ?? "/etc/group");
   let text: string;
   try {
-    text = await readFile(file, "utf8");
+    text = readFileSync(file, "utf8");
   } catch {
     return undefined;
   }
