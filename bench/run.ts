@@ -31,7 +31,7 @@ import { soak } from "./soak.ts";
 import { GO_PARTS, type GoPart, type TargetLine, versusGo } from "./versus-go.ts";
 import { closedLoop, type LoadResult, mergeRuns, type Script } from "./load.ts";
 import { populate } from "./populate.ts";
-import { BUN, cpuMicros, pluginBinary, procStatusKb, REPO, type Served, serve, setPluginBinary, setPluginScope, startFloor, startPlugin, stop, stopAll } from "./procs.ts";
+import { BUN, compileFloor, cpuMicros, pluginBinary, procStatusKb, REPO, type Served, serve, setPluginBinary, setPluginScope, startFloor, startPlugin, stop, stopAll } from "./procs.ts";
 import { median, percentile, sorted } from "./stats.ts";
 
 const WORKLOADS = ["go", "startup", "hot", "crud", "list", "memory", "probe", "engine"] as const;
@@ -219,12 +219,7 @@ async function main(): Promise<void> {
     figure("binary.size", statSync(pluginBinary()).size / 2 ** 20, "MiB");
     let compiledFloor: string | undefined;
     if (wants("startup") || wants("memory")) {
-      compiledFloor = join(tmp, "floor-compiled");
-      const built = Bun.spawnSync([BUN, "build", join(import.meta.dir, "floor-server.ts"), "--compile", "--minify", "--outfile", compiledFloor], {
-        stdout: "pipe",
-        stderr: "pipe",
-      });
-      if (built.exitCode !== 0) throw new Error(`compiling the floor failed: ${built.stderr.toString()}`);
+      compiledFloor = compileFloor(join(tmp, "floor-compiled"));
       figure("floor.binary.size", statSync(compiledFloor).size / 2 ** 20, "MiB");
     }
     if (wants("startup")) {

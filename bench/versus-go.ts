@@ -4,11 +4,13 @@
 // RATIOS (ours / reference within the same round), so that a noisy neighbour hitting one
 // round moves one ratio, not the figure. See bench/README.md, "Against Go".
 
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { PROBE_BODY } from "./activation-probe.ts";
+import { callOnce } from "./client.ts";
 import { buildGoTools, type GoTools } from "./go-ref/tools.ts";
 import { populate } from "./populate.ts";
-import { pluginArgv, procStatusKb, type Served, serve, spawnTracked, startFloor, stop } from "./procs.ts";
+import { BUN, compileFloor, pluginArgv, pluginBinary, procStatusKb, type Served, serve, spawnTracked, startFloor, stop } from "./procs.ts";
 import { median } from "./stats.ts";
 
 export interface Reporter {
@@ -145,6 +147,38 @@ export function startOurs(tmp: string, name: string, volumes?: string): Promise<
   return serve(pluginArgv(dirs), dirs.socket, join(tmp, `${name}.log`));
 }
 
+/**
+ * Whether this bun answers HTTP on a socket inherited from systemd (`Bun.serve({ fd })`),
+ * asked of a probe under systemd-socket-activate within `timeoutMs`: the kernel queues the
+ * connection either way, so silence means the descriptor is not served.
+ */
+async function bunServesInheritedSocket(tmp: string, timeoutMs = 2000): Promise<boolean> {
+  const systemd = Bun.which("systemd-socket-activate");
+  if (!systemd) throw new Error("systemd-socket-activate is missing (Debian package systemd)");
+  const socket = join(tmp, "activation-probe.sock");
+  const proc = spawnTracked([systemd, "-l", socket, BUN, join(import.meta.dir, "activation-probe.ts")], join(tmp, "activation-probe.log"));
+  try {
+    const deadline = performance.now() + timeoutMs;
+    while (!existsSync(socket) && performance.now() < deadline) await Bun.sleep(5);
+    const timeout = Bun.sleep(Math.max(0, deadline - performance.now())).then(() => undefined);
+    const reply = await Promise.race([callOnce(socket, "Plugin.Activate").catch(() => undefined), timeout]);
+    return reply?.body.toString() === PROBE_BODY;
+  } finally {
+    await stop(proc);
+  }
+}
+
+/** The command `install` tells the operator to run: the recommended install. */
+function recommendedEnableCommand(tmp: string): string {
+  const prefix = join(tmp, "install-prefix");
+  const run = Bun.spawnSync([pluginBinary(), "install", "--prefix", prefix, "--backend", "posix"], { stdout: "pipe", stderr: "pipe" });
+  rmSync(prefix, { recursive: true, force: true });
+  if (run.exitCode !== 0) throw new Error(`install --prefix failed: ${run.stderr.toString()}`);
+  const next = run.stdout.toString().split("\n").find((line) => line.startsWith("next:"));
+  if (next === undefined) throw new Error(`install printed no "next:" line:\n${run.stdout.toString()}`);
+  return next.slice("next:".length).trim();
+}
+
 /** Ours under systemd-socket-activate, as the recommended .socket unit runs it. */
 function startOursActivated(tmp: string, name: string): Promise<Served> {
   const dirs = ourDirs(tmp, name);
@@ -257,14 +291,8 @@ export async function versusGo(options: { quick: boolean; tmp: string; parts?: r
       const direct = await started(startOurs(tmp, "direct"));
       const activated = await started(startOursActivated(tmp, "activated"));
       const actDirect = await pair("activated.hot", { workload: "hot", rounds }, ["activated", activated], ["direct", direct]);
-      targets.push({
-        target: "socket-activated hot throughput within 10 % of the direct socket (>= 0.9x)",
-        measured:
-          `${fmt(actDirect.throughputRatio)}x (p99 ${fmt(actDirect.p99Ratio)}x, CPU per call ${fmt(actDirect.cpuRatio)}x)` +
-          (actDirect.throughputRatio >= 0.9 ? "" : "; so the recommended install binds the socket itself (README, Running it on a host)"),
-        met: actDirect.throughputRatio >= 0.9,
-      });
       for (const served of [direct, activated]) await stop(served.proc);
+      targets.push(activationTarget(actDirect, await bunServesInheritedSocket(tmp), recommendedEnableCommand(tmp)));
     }
 
     // List of 10k volumes, each plugin on its own populated root.
@@ -282,11 +310,15 @@ export async function versusGo(options: { quick: boolean; tmp: string; parts?: r
     }
 
     // Startup with 1k volumes: exec to the first answered Activate, alternating, each a
-    // restart on the same root and state.
+    // restart on the same root and state. The compiled bare-Bun server (built with our
+    // flags) is the third target: what Bun's own start costs on this machine right now.
     const startRoots = populatedRoots(tmp, "start", VOLUMES_AT_STARTUP);
     if (wants("startup")) {
+      const floorBinary = compileFloor(join(tmp, "floor-start-compiled"));
+      const floorSocket = join(tmp, "floor-start.sock");
       const oursMs: number[] = [];
       const goMs: number[] = [];
+      const floorMs: number[] = [];
       for (let i = 0; i < (options.quick ? 4 : STARTS); i++) {
         const a = await startOurs(tmp, "ours-start", startRoots.ours);
         oursMs.push(a.readyMs);
@@ -294,12 +326,19 @@ export async function versusGo(options: { quick: boolean; tmp: string; parts?: r
         const b = await startGo(tools, tmp, "go-start", startRoots.go);
         goMs.push(b.readyMs);
         await stop(b.proc);
+        const c = await serve([floorBinary, floorSocket], floorSocket, join(tmp, "floor-start.log"));
+        floorMs.push(c.readyMs);
+        await stop(c.proc);
       }
       out.figure("go.startup_1k.median", median(oursMs), "ms", median(goMs));
       out.figure("go.startup_1k.go.median", median(goMs), "ms");
+      out.figure("go.startup_1k.floor.median", median(floorMs), "ms");
+      out.figure("go.startup_1k.above_floor.median", median(oursMs) - median(floorMs), "ms");
       targets.push({
         target: "startup to first answered Activate with 1k volumes <= 30 ms",
-        measured: `${fmt(median(oursMs), 1)} ms median of ${oursMs.length} (Go ${fmt(median(goMs), 1)} ms)`,
+        measured:
+          `${fmt(median(oursMs), 1)} ms median of ${oursMs.length} (Go ${fmt(median(goMs), 1)} ms; ` +
+          `compiled bare-Bun server ${fmt(median(floorMs), 1)} ms, so ours is ${fmt(median(oursMs) - median(floorMs), 1)} ms above Bun's own start)`,
         met: median(oursMs) <= 30,
       });
     }
@@ -332,6 +371,30 @@ export async function versusGo(options: { quick: boolean; tmp: string; parts?: r
   } finally {
     for (const served of servers) await stop(served.proc);
   }
+}
+
+/**
+ * The target has three branches, in order: the socket-activated path within 10 % of the
+ * direct socket; else the inherited socket served directly, if Bun can; else no .socket
+ * unit in the recommended install, with the reason documented. The line names the branch
+ * that holds, each checked here: the ratio, Bun on this machine, and what `install` tells
+ * the operator to enable.
+ */
+function activationTarget(c: Comparison, bunServesFd: boolean, enable: string): TargetLine {
+  const target = "socket-activated path: hot throughput within 10 % of the direct socket (>= 0.9x); else serve the inherited socket directly; else no .socket unit in the recommended install";
+  const ratio = `${fmt(c.throughputRatio)}x of the direct socket (p99 ${fmt(c.p99Ratio)}x, CPU per call ${fmt(c.cpuRatio)}x)`;
+  if (c.throughputRatio >= 0.9) return { target, measured: `first branch: ${ratio}`, met: true };
+  if (bunServesFd) {
+    return { target, measured: `${ratio}, and this bun serves an inherited socket (Bun.serve({ fd })): the second branch is open but not taken`, met: false };
+  }
+  const socketUnitEnabled = enable.includes(".socket");
+  return {
+    target,
+    measured:
+      `${ratio}; Bun.serve({ fd }) does not serve the inherited socket; ` +
+      (socketUnitEnabled ? `yet the recommended install still enables the .socket unit ("${enable}")` : `third branch: the recommended install enables only the service ("${enable}"), README "Running it on a host" says why`),
+    met: !socketUnitEnabled,
+  };
 }
 
 function reportComparison(out: Reporter, prefix: string, c: Comparison): void {
