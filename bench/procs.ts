@@ -124,7 +124,7 @@ export function startPlugin(dirs: PluginDirs): Promise<Served> {
  */
 export function compileFloor(outfile: string): string {
   const built = Bun.spawnSync(
-    [BUN, "build", join(import.meta.dir, "floor-server.ts"), "--compile", "--minify", "--bytecode", "--format=esm", "--outfile", outfile],
+    [BUN, "build", join(import.meta.dir, "floor-server.ts"), "--compile", "--no-compile-autoload-dotenv", "--no-compile-autoload-bunfig", "--minify", "--bytecode", "--format=esm", "--outfile", outfile],
     { stdout: "pipe", stderr: "pipe" },
   );
   if (built.exitCode !== 0) throw new Error(`compiling the floor failed: ${built.stderr.toString()}`);

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { existsSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, statSync, writeFileSync } from "node:fs";
 import { EngineClient } from "../support/engine-client.ts";
 import { makeTempDir, removeTempDir } from "../support/tmp.ts";
 import { BINARY, type PluginProcess, runBinary, startPlugin, stopPlugin } from "./plugin-process.ts";
@@ -206,5 +206,21 @@ describe("the compiled binary", () => {
       await activator.exited;
     }
     expect(existsSync(`${dir}/state/activated.sock`)).toBe(false);
+  });
+
+  test("reads no .env and runs no bunfig.toml preload from its working directory", async () => {
+    // Bun's compiled executables load both from the working directory unless the build
+    // says otherwise: a writable directory a root daemon starts in would set its storage
+    // (an API URL makes the backend quobyte) or run code in it.
+    const cwd = `${dir}/cwd`;
+    mkdirSync(cwd);
+    writeFileSync(`${cwd}/.env`, "QUOBYTE_API_URL=http://127.0.0.1:9/\nQUOBYTE_TENANT_ID=t\nQUOBYTE_API_PASSWORD=p\n");
+    writeFileSync(`${cwd}/preload.js`, `require("node:fs").writeFileSync(${JSON.stringify(`${dir}/preloaded`)}, "ran");\n`);
+    writeFileSync(`${cwd}/bunfig.toml`, 'preload = ["./preload.js"]\n');
+    const proc = Bun.spawn([BINARY, "mount-all", "--path", `${dir}/volumes`], { cwd, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+    const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+    expect({ code, stderr }).toEqual({ code: 0, stderr: "" });
+    expect(stdout).toContain(`posix volume root ${dir}/volumes is ready`);
+    expect(existsSync(`${dir}/preloaded`)).toBe(false);
   });
 });
