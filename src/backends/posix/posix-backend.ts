@@ -1,4 +1,4 @@
-import { mkdir, readdir, realpath, rename, rm, rmdir } from "node:fs/promises";
+import { mkdir, readdir, realpath, rename, rm, rmdir, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { errnoCode, messageOf, PluginError } from "../../core/errors.ts";
 import type { Backend, Scope, StorageHealth, VolumeOptions, VolumeRecord, VolumeSummary } from "../../core/types.ts";
@@ -100,6 +100,7 @@ export class PosixBackend implements Backend {
       this.setRoot(await realpath(this.root));
       await requireRealDirectory(this.root);
       this.localTree = await isLocalTree(this.root);
+      if (this.localTree) this.monitor?.markLocal((await stat(this.root)).dev);
       await mkdir(join(this.root, CONTROL_DIR), { mode: 0o755 }).catch(ignoreExists);
       await requireRealDirectory(join(this.root, CONTROL_DIR));
       await this.meta.init();
