@@ -1,4 +1,4 @@
-import { statSync, statfsSync } from "node:fs";
+import { statSync } from "node:fs";
 import { stat, statfs } from "node:fs/promises";
 import { errnoCode } from "../core/errors.ts";
 import { isQuobyteMount, mountAt } from "./mountinfo.ts";
@@ -53,10 +53,11 @@ export class MountMonitor {
   }
 
   /**
-   * Declares the path to be on a local filesystem (ext4, xfs, tmpfs...), whose stat and
-   * statfs answer from the kernel and never wait on a daemon or a network. With no mount
-   * check to make, each probe is then two synchronous calls: no thread-pool round trip,
-   * no timer, no promise of its own. That is most of a Mount's cost on the default setup.
+   * Declares the path to be on a local filesystem (ext4, xfs, tmpfs...), whose stat
+   * answers from the kernel and never waits on a daemon or a network. With no mount check
+   * to make, each probe is then one synchronous stat: no thread-pool round trip, no timer,
+   * no promise of its own (that was most of a Mount's cost on the default setup), and no
+   * statfs, which is only there for FUSE's attribute cache.
    * If the path later resolves to another device (something was mounted over it), this
    * stops at once and probes go back to the asynchronous path with its deadline.
    */
@@ -155,7 +156,6 @@ export class MountMonitor {
         return undefined;
       }
       health = info.isDirectory() ? this.live(checkedAt) : { state: "missing", detail: `${this.path} is not a directory`, checkedAt };
-      statfsSync(this.path);
     } catch (error) {
       health = this.failed(error, checkedAt);
     }

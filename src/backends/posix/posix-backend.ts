@@ -56,6 +56,7 @@ export class PosixBackend implements Backend {
   private listed: { generation: number; volumes: VolumeSummary[] } | undefined;
   /** The root and every mount below it were local filesystems at start (see checkLocal). */
   private localTree = false;
+  private rootSlash = "";
   private readonly indexRefreshMs: number;
   private readonly monitor: MountMonitor | undefined;
   private readonly warn: (message: string) => void;
@@ -70,6 +71,7 @@ export class PosixBackend implements Backend {
 
   private setRoot(root: string): void {
     this.root = root;
+    this.rootSlash = root.endsWith("/") ? root : `${root}/`;
     this.listed = undefined;
     // With --scope global every host sharing the root writes here: read through to disk.
     // A local root has one writer, this process, and its index is the truth.
@@ -164,8 +166,9 @@ export class PosixBackend implements Backend {
     }
   }
 
+  /** `name` is a validated volume name, one path component without a leading dot: no join needed. */
   pathOf(name: string): string {
-    return join(this.root, name);
+    return this.rootSlash + name;
   }
 
   async create(name: string, options: VolumeOptions, arrivedAt = performance.now()): Promise<void> {
