@@ -1,4 +1,4 @@
-import { statSync } from "node:fs";
+import { lstatSync, statSync } from "node:fs";
 import { stat, statfs } from "node:fs/promises";
 import { errnoCode } from "../core/errors.ts";
 import { isQuobyteMount, mountAt } from "./mountinfo.ts";
@@ -76,10 +76,8 @@ export class MountMonitor {
    */
   async check(arrivedAt = performance.now()): Promise<MountHealth> {
     if (this.last && this.last.startedAt >= arrivedAt) return this.last.health;
-    if (this.localDevice !== undefined && !this.inFlight) {
-      const health = this.probeLocally();
-      if (health) return health;
-    }
+    const local = this.checkLocally();
+    if (local) return local;
     const now = performance.now();
     const running = this.inFlight;
     // Still stuck past its deadline: the storage hangs now, whenever that probe began.
@@ -142,6 +140,35 @@ export class MountMonitor {
     };
     if (!this.last || this.last.startedAt <= startedAt) this.last = { startedAt, health };
     return health;
+  }
+
+  /**
+   * One lstat of `entry`, a directory right under the path, in place of a probe: when it
+   * is a real directory (not a symlink) on the path's own local filesystem, the path is
+   * there and live now, and that is recorded like a probe's verdict. A Mount's check of
+   * its volume directory thus doubles as the storage probe. False when it proves nothing
+   * (missing, a symlink, another device, a path not declared local): the caller then
+   * makes the full checks, which also say what is wrong.
+   */
+  confirmsLive(entry: string): boolean {
+    if (this.localDevice === undefined || this.inFlight) return false;
+    const startedAt = performance.now();
+    try {
+      const info = lstatSync(entry);
+      if (info.dev !== this.localDevice || !info.isDirectory()) return false;
+    } catch {
+      return false;
+    }
+    this.last = { startedAt, health: this.live(Date.now()) };
+    return true;
+  }
+
+  /**
+   * A verdict reached now, synchronously, on a path declared local (markLocal); undefined
+   * when the path is not (or no longer) local, or an asynchronous probe is still out.
+   */
+  checkLocally(): MountHealth | undefined {
+    return this.localDevice !== undefined && !this.inFlight ? this.probeLocally() : undefined;
   }
 
   /** The probe on a local filesystem, done now; undefined when the path is no longer local. */

@@ -283,12 +283,23 @@ export class PosixBackend implements Backend {
     }
   }
 
-  async inspect(name: string): Promise<VolumeRecord | undefined> {
+  inspect(name: string): Promise<VolumeRecord | undefined> {
+    // With one writer (this process, local scope) the index is the truth: no await needed.
+    if (!this.meta.shared) return Promise.resolve(this.recordOf(name, this.meta.cached(name), this.storageNotLive()));
+    return this.inspectShared(name);
+  }
+
+  /** The last probe found the storage not live (none yet counts as live). */
+  private storageNotLive(): boolean {
+    return this.monitor?.lastHealth !== undefined && this.monitor.lastHealth.state !== "live";
+  }
+
+  private async inspectShared(name: string): Promise<VolumeRecord | undefined> {
     let meta: PosixVolumeMeta | undefined;
     // Storage that does not answer must not make Get fail or wait: the engine would
     // forget the volume. Known-bad storage is not touched at all; storage that stops
     // answering now is given a short deadline. Either way the index answers, and says so.
-    let stale = this.monitor?.lastHealth !== undefined && this.monitor.lastHealth.state !== "live";
+    let stale = this.storageNotLive();
     if (stale) {
       meta = this.meta.cached(name);
     } else {
@@ -301,6 +312,10 @@ export class PosixBackend implements Backend {
         stale = true;
       }
     }
+    return this.recordOf(name, meta, stale);
+  }
+
+  private recordOf(name: string, meta: PosixVolumeMeta | undefined, stale: boolean): VolumeRecord | undefined {
     // A "creating" volume is not one yet, a "removing" one is one no more (its data may be in the trash).
     if (meta?.state !== "ready") return undefined;
     const status: Record<string, unknown> = { backend: this.kind, options: meta.options };
@@ -322,6 +337,22 @@ export class PosixBackend implements Backend {
   }
 
   async prepareMount(name: string, arrivedAt = performance.now()): Promise<string> {
+    // On a local tree a Mount's checks are synchronous, without the awaits of the general
+    // path below: usually one lstat of the volume's directory, which proves the root live
+    // too; otherwise a stat of the root and the lstat, which say what is wrong.
+    const path = this.pathOf(name);
+    if (this.localTree && this.monitor?.confirmsLive(path)) return path;
+    const local = this.localTree ? this.monitor?.checkLocally() : undefined;
+    if (local) {
+      if (local.state !== "live") throw new PluginError("BACKEND_FAILED", local.detail, { volume: name });
+      try {
+        requireVolumeDirectorySync(path, name);
+      } catch (error) {
+        if (storageUnavailable(error)) this.monitor?.invalidate();
+        throw error;
+      }
+      return path;
+    }
     await this.requireLive(name, arrivedAt);
     return this.watchStorage(this.prepareMountChecked(name));
   }

@@ -2,7 +2,7 @@
 // and requests that arrived before a probe started share it (single flight).
 
 import { describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type MountHealth, MountMonitor } from "../../../src/system/mount-health.ts";
@@ -136,5 +136,29 @@ describe("MountMonitor on a local filesystem probes synchronously", () => {
       expect((await monitor.check()).state).toBe("not-mounted");
       expect(monitor.asyncProbes).toBe(1);
     });
+  });
+});
+
+describe("MountMonitor.confirmsLive: a Mount's lstat of its directory as the probe of a local root", () => {
+  test("a real directory on the root's device confirms the root live; a symlink, a missing entry or another device does not", async () => {
+    const root = mkdtempSync(join(tmpdir(), "dqp-confirm-"));
+    try {
+      mkdirSync(join(root, "vol"));
+      symlinkSync(join(root, "vol"), join(root, "link"));
+      const monitor = new MountMonitor(root, "none", 2000);
+      expect(monitor.confirmsLive(join(root, "vol"))).toBe(false); // not declared local yet
+      monitor.markLocal(statSync(root).dev);
+      expect(monitor.confirmsLive(join(root, "vol"))).toBe(true);
+      expect(monitor.lastHealth?.state).toBe("live");
+      expect(monitor.confirmsLive(join(root, "link"))).toBe(false);
+      expect(monitor.confirmsLive(join(root, "missing"))).toBe(false);
+      // /proc is another filesystem: a directory there proves nothing about the root.
+      expect(monitor.confirmsLive("/proc")).toBe(false);
+      rmSync(root, { recursive: true });
+      expect(monitor.confirmsLive(join(root, "vol"))).toBe(false);
+      expect((await monitor.check()).state).toBe("missing");
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });
