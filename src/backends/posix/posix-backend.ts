@@ -166,9 +166,12 @@ export class PosixBackend implements Backend {
     }
   }
 
-  /** `name` is a validated volume name, one path component without a leading dot: no join needed. */
+  /**
+   * `name` is a validated volume name, one path component without a leading dot, so no
+   * join is needed. A lone surrogate is written to disk as U+FFFD: the path says so too.
+   */
   pathOf(name: string): string {
-    return this.rootSlash + name;
+    return this.rootSlash + (name.isWellFormed() ? name : name.toWellFormed());
   }
 
   async create(name: string, options: VolumeOptions, arrivedAt = performance.now()): Promise<void> {
