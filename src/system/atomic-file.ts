@@ -2,6 +2,7 @@ import { constants } from "node:fs";
 import { link, lstat, open, readdir, readFile, rename, unlink } from "node:fs/promises";
 import { hostname } from "node:os";
 import { dirname, join } from "node:path";
+import { DirectorySync } from "./directory-sync.ts";
 
 /** Temporary files name their host and process, so leftovers can be told apart on a shared root. */
 const TMP_PREFIX = ".tmp-";
@@ -77,14 +78,15 @@ export async function createFileExclusive(path: string, data: string, mode: numb
   }
 }
 
-/** Makes a rename or unlink in `dir` durable. */
-export async function syncDirectory(dir: string): Promise<void> {
-  const handle = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
+/** One per process: every writer of a directory shares its fsyncs (group commit). */
+const directories = new DirectorySync();
+
+/**
+ * Makes a rename or unlink in `dir` durable: resolves after an fsync of `dir` that
+ * started after this call; concurrent callers share one (see DirectorySync).
+ */
+export function syncDirectory(dir: string): Promise<void> {
+  return directories.sync(dir);
 }
 
 /** Reads a file without following a symlink planted in its place; undefined if absent. */
