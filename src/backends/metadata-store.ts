@@ -1,8 +1,9 @@
-import { lstat, mkdir, readdir, stat, unlink } from "node:fs/promises";
+import { mkdir, readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { withDeadline } from "../core/deadline.ts";
 import { errnoCode, PluginError } from "../core/errors.ts";
 import { readFileNoFollow, removeStaleTempFiles, syncDirectory, writeFileAtomic } from "../system/atomic-file.ts";
+import { type FsSteps, POOLED } from "../system/fs-steps.ts";
 
 export interface MetadataStoreOptions {
   /** File mode of metadata files. */
@@ -20,6 +21,8 @@ export interface MetadataStoreOptions {
    * swapped for a symlink while serving would send our writes outside the root.
    */
   guardDirs?: string[];
+  /** BLOCKING when the directory is on a local filesystem (see FsSteps); default POOLED. */
+  steps?: FsSteps;
 }
 
 /** Files read at once while loading the index: enough to hide latency, few enough for NFS. */
@@ -80,14 +83,18 @@ export class MetadataStore<T> {
     return this.index.get(name);
   }
 
+  private get steps(): FsSteps {
+    return this.options.steps ?? POOLED;
+  }
+
   private async verifyDirectories(): Promise<void> {
-    for (const dir of this.options.guardDirs ?? [this.dir]) await requireRealDirectory(dir);
+    for (const dir of this.options.guardDirs ?? [this.dir]) await requireRealDirectory(dir, this.steps);
   }
 
   async write(name: string, value: T): Promise<void> {
     await this.verifyDirectories();
     try {
-      await writeFileAtomic(join(this.dir, name), `${JSON.stringify(value)}\n`, this.options.mode);
+      await writeFileAtomic(join(this.dir, name), `${JSON.stringify(value)}\n`, this.options.mode, { steps: this.steps });
     } catch (error) {
       throw metadataError(`cannot write metadata of volume ${JSON.stringify(name)}`, error, name);
     }
@@ -96,11 +103,15 @@ export class MetadataStore<T> {
     this.changes++;
   }
 
-  async delete(name: string): Promise<void> {
+  /**
+   * `durable: false` leaves the unlink to the next fsync of the directory, for a record
+   * whose return after a power cut is harmless (one that start finishes or rolls back).
+   */
+  async delete(name: string, { durable = true } = {}): Promise<void> {
     await this.verifyDirectories();
     try {
-      await unlink(join(this.dir, name));
-      await syncDirectory(this.dir);
+      await this.steps.unlink(join(this.dir, name));
+      if (durable) await syncDirectory(this.dir);
     } catch (error) {
       if (errnoCode(error) !== "ENOENT") {
         throw metadataError(`cannot delete metadata of volume ${JSON.stringify(name)}`, error, name);
@@ -193,8 +204,8 @@ export class MetadataStore<T> {
 }
 
 /** Throws unless `path` is a directory itself (not a symlink to one). */
-export async function requireRealDirectory(path: string): Promise<void> {
-  const info = await lstat(path);
+export async function requireRealDirectory(path: string, steps: FsSteps = POOLED): Promise<void> {
+  const info = await steps.lstat(path);
   if (info.isSymbolicLink() || !info.isDirectory()) {
     throw new PluginError("BACKEND_FAILED", `${path} must be a directory, not a symlink or file`);
   }

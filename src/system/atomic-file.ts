@@ -3,6 +3,7 @@ import { link, lstat, open, readdir, readFile, rename, unlink } from "node:fs/pr
 import { hostname } from "node:os";
 import { dirname, join } from "node:path";
 import { DirectorySync } from "./directory-sync.ts";
+import { type FsSteps, POOLED } from "./fs-steps.ts";
 
 /** Temporary files name their host and process, so leftovers can be told apart on a shared root. */
 const TMP_PREFIX = ".tmp-";
@@ -24,31 +25,28 @@ function tempPathBeside(path: string): string {
  * Replaces `path` with `data` so that readers (on this host or, on a shared filesystem,
  * any other) see either the old or the new content, never a torn one, and so that the
  * new content survives a crash once this returns: write a temporary file in the same
- * directory, fsync it, rename it over the target, fsync the directory. `durable: false`
- * skips both fsyncs, for files whose loss in a crash of this host is harmless.
+ * directory, fsync it, rename it over the target, fsync the directory (shared with
+ * concurrent writers, see syncDirectory). `durable: false` skips both fsyncs, for files
+ * whose loss in a crash of this host is harmless. `steps` may be BLOCKING for a
+ * directory on a local filesystem (see FsSteps).
  */
-export async function writeFileAtomic(path: string, data: string, mode: number, options: { durable?: boolean } = {}): Promise<void> {
+export async function writeFileAtomic(
+  path: string,
+  data: string,
+  mode: number,
+  options: { durable?: boolean; steps?: FsSteps } = {},
+): Promise<void> {
   const durable = options.durable ?? true;
-  const dir = dirname(path);
+  const steps = options.steps ?? POOLED;
   const tmp = tempPathBeside(path);
-  const handle = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);
   try {
-    await handle.writeFile(data);
-    await handle.chmod(mode);
-    if (durable) await handle.sync();
+    await steps.createFile(tmp, data, mode, durable);
+    await steps.rename(tmp, path);
   } catch (error) {
-    await handle.close();
-    await unlink(tmp).catch(() => {});
+    await steps.unlink(tmp).catch(() => {});
     throw error;
   }
-  await handle.close();
-  try {
-    await rename(tmp, path);
-  } catch (error) {
-    await unlink(tmp).catch(() => {});
-    throw error;
-  }
-  if (durable) await syncDirectory(dir);
+  if (durable) await syncDirectory(dirname(path));
 }
 
 /**

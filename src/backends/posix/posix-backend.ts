@@ -1,9 +1,10 @@
-import { mkdir, readdir, realpath, rename, rm, rmdir } from "node:fs/promises";
+import { mkdir, readdir, realpath, rm, rmdir } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { errnoCode, messageOf, PluginError } from "../../core/errors.ts";
 import type { Backend, Scope, StorageHealth, VolumeOptions, VolumeRecord, VolumeSummary } from "../../core/types.ts";
 import type { MountMonitor } from "../../system/mount-health.ts";
 import { hostIdentity, syncDirectory } from "../../system/atomic-file.ts";
+import { type FsSteps, fsStepsFor, POOLED } from "../../system/fs-steps.ts";
 import { isLocalTree } from "../../system/mountinfo.ts";
 import { crashPoint } from "../../system/crash-point.ts";
 import { MetadataStore, requireRealDirectory } from "../metadata-store.ts";
@@ -53,6 +54,8 @@ export class PosixBackend implements Backend {
   private root = "";
   private meta!: MetadataStore<PosixVolumeMeta>;
   private trashDir = "";
+  /** How filesystem steps run: BLOCKING once init found a local tree (see FsSteps). */
+  private steps: FsSteps = POOLED;
   private listed: { generation: number; volumes: VolumeSummary[] } | undefined;
   /** The root and every mount below it were local filesystems at start (see checkLocal). */
   private localTree = false;
@@ -71,6 +74,7 @@ export class PosixBackend implements Backend {
   private setRoot(root: string): void {
     this.root = root;
     this.listed = undefined;
+    this.steps = fsStepsFor(this.localTree);
     // With --scope global every host sharing the root writes here: read through to disk.
     // A local root has one writer, this process, and its index is the truth.
     this.meta = new MetadataStore(join(root, CONTROL_DIR, "volumes"), {
@@ -79,6 +83,7 @@ export class PosixBackend implements Backend {
       refreshMs: this.indexRefreshMs,
       lookupTimeoutMs: READ_TIMEOUT_MS,
       guardDirs: [join(root, CONTROL_DIR), join(root, CONTROL_DIR, "volumes")],
+      steps: this.steps,
     });
     this.trashDir = join(root, CONTROL_DIR, "trash");
   }
@@ -97,9 +102,11 @@ export class PosixBackend implements Backend {
     try {
       await mkdir(this.root, { recursive: true, mode: 0o755 });
       // Hand the engine canonical paths, whatever symlinks lead to the root.
-      this.setRoot(await realpath(this.root));
+      const real = await realpath(this.root);
+      // Known before the metadata store is made: on a local tree its steps may block.
+      this.localTree = await isLocalTree(real);
+      this.setRoot(real);
       await requireRealDirectory(this.root);
-      this.localTree = await isLocalTree(this.root);
       await mkdir(join(this.root, CONTROL_DIR), { mode: 0o755 }).catch(ignoreExists);
       await requireRealDirectory(join(this.root, CONTROL_DIR));
       await this.meta.init();
@@ -199,7 +206,7 @@ export class PosixBackend implements Backend {
     const dir = this.pathOf(name);
     let made = true;
     try {
-      await mkdir(dir, { mode: 0o755 });
+      await this.steps.mkdir(dir, 0o755);
     } catch (error) {
       if (errnoCode(error) !== "EEXIST") {
         await this.meta.delete(name).catch(() => {});
@@ -218,7 +225,7 @@ export class PosixBackend implements Backend {
     try {
       // mkdir's 0755 is cut by the umask (the unit's UMask=0077 would leave 0700, which
       // non-root containers cannot enter); a directory we made gets the documented mode.
-      await applyOwnership(dir, made && ownership.mode === undefined ? { ...ownership, mode: 0o755 } : ownership);
+      await applyOwnership(dir, made && ownership.mode === undefined ? { ...ownership, mode: 0o755 } : ownership, this.steps);
       const { creator: _, ...ready } = record;
       await this.meta.write(name, { ...ready, state: "ready" });
     } catch (error) {
@@ -250,10 +257,10 @@ export class PosixBackend implements Backend {
     let moved = false;
     try {
       // The trash must still be ours: a symlink swapped in would carry the data out of the root.
-      await requireRealDirectory(join(this.root, CONTROL_DIR));
-      await requireRealDirectory(this.trashDir);
+      await requireRealDirectory(join(this.root, CONTROL_DIR), this.steps);
+      await requireRealDirectory(this.trashDir, this.steps);
       renaming = true;
-      await rename(this.pathOf(name), trashed);
+      await this.steps.rename(this.pathOf(name), trashed);
       moved = true;
       await syncDirectory(this.root);
     } catch (error) {
