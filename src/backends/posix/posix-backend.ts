@@ -275,14 +275,28 @@ export class PosixBackend implements Backend {
       }
     }
     crashPoint("posix-remove:trashed");
-    await this.meta.delete(name);
+    // Not fsynced: the durable "removing" record already decided this Remove, and the
+    // data is durably in the trash. If a power cut brings the record back, start finishes
+    // the Remove once more (nothing left to move). The next write to the directory makes
+    // the unlink durable anyway.
+    await this.meta.delete(name, { durable: false });
     if (moved && deleteNow) {
       try {
-        await rm(trashed, { recursive: true, force: true });
+        await this.deleteTrashed(trashed);
       } catch (error) {
         // The volume is gone already; what is left in the trash is deleted at next start.
         throw backendError(`volume removed, but deleting its data in ${trashed} failed`, error, name);
       }
+    }
+  }
+
+  /** An empty volume (the common case) goes in one step; anything else through the recursive rm. */
+  private async deleteTrashed(trashed: string): Promise<void> {
+    try {
+      await this.steps.rmdir(trashed);
+    } catch {
+      // Not empty, or a symlink (rm deletes the link, never its target): the full walk.
+      await rm(trashed, { recursive: true, force: true });
     }
   }
 
