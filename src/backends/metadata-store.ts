@@ -2,7 +2,7 @@ import { mkdir, readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { withDeadline } from "../core/deadline.ts";
 import { errnoCode, PluginError } from "../core/errors.ts";
-import { readFileNoFollow, removeStaleTempFiles, syncDirectory, writeFileAtomic } from "../system/atomic-file.ts";
+import { readFileNoFollow, removeStaleTempFiles, writeFileAtomic } from "../system/atomic-file.ts";
 import { type FsSteps, POOLED } from "../system/fs-steps.ts";
 
 export interface MetadataStoreOptions {
@@ -111,7 +111,7 @@ export class MetadataStore<T> {
     await this.verifyDirectories();
     try {
       await this.steps.unlink(join(this.dir, name));
-      if (durable) await syncDirectory(this.dir);
+      if (durable) await this.steps.syncDirectory(this.dir);
     } catch (error) {
       if (errnoCode(error) !== "ENOENT") {
         throw metadataError(`cannot delete metadata of volume ${JSON.stringify(name)}`, error, name);

@@ -1,8 +1,7 @@
 import { constants } from "node:fs";
-import { link, lstat, open, readdir, readFile, rename, unlink } from "node:fs/promises";
+import { link, lstat, open, readdir, readFile, unlink } from "node:fs/promises";
 import { hostname } from "node:os";
 import { dirname, join } from "node:path";
-import { DirectorySync } from "./directory-sync.ts";
 import { type FsSteps, POOLED } from "./fs-steps.ts";
 
 /** Temporary files name their host and process, so leftovers can be told apart on a shared root. */
@@ -26,7 +25,7 @@ function tempPathBeside(path: string): string {
  * any other) see either the old or the new content, never a torn one, and so that the
  * new content survives a crash once this returns: write a temporary file in the same
  * directory, fsync it, rename it over the target, fsync the directory (shared with
- * concurrent writers, see syncDirectory). `durable: false` skips both fsyncs, for files
+ * concurrent writers, see FsSteps.syncDirectory). `durable: false` skips both fsyncs, for files
  * whose loss in a crash of this host is harmless. `steps` may be BLOCKING for a
  * directory on a local filesystem (see FsSteps).
  */
@@ -46,7 +45,7 @@ export async function writeFileAtomic(
     await steps.unlink(tmp).catch(() => {});
     throw error;
   }
-  if (durable) await syncDirectory(dirname(path));
+  if (durable) await steps.syncDirectory(dirname(path));
 }
 
 /**
@@ -74,17 +73,6 @@ export async function createFileExclusive(path: string, data: string, mode: numb
   } finally {
     await unlink(tmp).catch(() => {});
   }
-}
-
-/** One per process: every writer of a directory shares its fsyncs (group commit). */
-const directories = new DirectorySync();
-
-/**
- * Makes a rename or unlink in `dir` durable: resolves after an fsync of `dir` that
- * started after this call; concurrent callers share one (see DirectorySync).
- */
-export function syncDirectory(dir: string): Promise<void> {
-  return directories.sync(dir);
 }
 
 /** Reads a file without following a symlink planted in its place; undefined if absent. */

@@ -1,6 +1,7 @@
 import { closeSync, constants, fchmodSync, fchownSync, fsync, lstatSync, mkdirSync, openSync, renameSync, rmdirSync, type Stats, unlinkSync, writeSync } from "node:fs";
 import { lstat, mkdir, open, rename, rmdir, unlink } from "node:fs/promises";
 import { promisify } from "node:util";
+import { DirectorySync, fsyncDirectory } from "./directory-sync.ts";
 
 /** Flags of a file created for an atomic write: new, never through a symlink planted in its place. */
 const CREATE_NEW = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
@@ -33,7 +34,23 @@ export interface FsSteps {
   createFile(path: string, data: string, mode: number, durable: boolean): Promise<void>;
   /** chown (parts left undefined stay) then chmod of directory `dir`, through a descriptor that refuses a symlink. */
   setOwnerAndMode(dir: string, change: OwnerAndMode): Promise<void>;
+  /**
+   * Makes the renames, unlinks and mkdirs done in `dir` durable: resolves after an fsync
+   * of `dir` that started after this call; concurrent callers share one (group commit).
+   */
+  syncDirectory(dir: string): Promise<void>;
 }
+
+/** One per kind and process: every writer of a directory shares its fsyncs. */
+const pooledDirectories = new DirectorySync(fsyncDirectory);
+const blockingDirectories = new DirectorySync(async (dir) => {
+  const fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+  try {
+    await fsyncDescriptor(fd);
+  } finally {
+    closeSync(fd);
+  }
+});
 
 export const POOLED: FsSteps = {
   lstat: (path) => lstat(path),
@@ -64,6 +81,7 @@ export const POOLED: FsSteps = {
       await handle.close();
     }
   },
+  syncDirectory: (dir) => pooledDirectories.sync(dir),
 };
 
 export const BLOCKING: FsSteps = {
@@ -93,6 +111,7 @@ export const BLOCKING: FsSteps = {
       closeSync(fd);
     }
   },
+  syncDirectory: (dir) => blockingDirectories.sync(dir),
 };
 
 /** The steps for a tree that is (or is not) all local filesystems. */

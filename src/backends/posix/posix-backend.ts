@@ -3,7 +3,7 @@ import { join, resolve } from "node:path";
 import { errnoCode, messageOf, PluginError } from "../../core/errors.ts";
 import type { Backend, Scope, StorageHealth, VolumeOptions, VolumeRecord, VolumeSummary } from "../../core/types.ts";
 import type { MountMonitor } from "../../system/mount-health.ts";
-import { hostIdentity, syncDirectory } from "../../system/atomic-file.ts";
+import { hostIdentity } from "../../system/atomic-file.ts";
 import { type FsSteps, fsStepsFor, POOLED } from "../../system/fs-steps.ts";
 import { isLocalTree } from "../../system/mountinfo.ts";
 import { crashPoint } from "../../system/crash-point.ts";
@@ -262,7 +262,7 @@ export class PosixBackend implements Backend {
       renaming = true;
       await this.steps.rename(this.pathOf(name), trashed);
       moved = true;
-      await syncDirectory(this.root);
+      await this.steps.syncDirectory(this.root);
     } catch (error) {
       // The data went already (by a crashed Remove, or another host): only the record is
       // left. Only the rename's own ENOENT says so: a missing trash says nothing of the data.
