@@ -2,7 +2,7 @@ import { mkdir, readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { withDeadline } from "../core/deadline.ts";
 import { errnoCode, PluginError } from "../core/errors.ts";
-import { readFileNoFollow, removeStaleTempFiles, writeFileAtomic } from "../system/atomic-file.ts";
+import { readFileNoFollow, removeStaleTempFiles, type StagedFile, stageFile } from "../system/atomic-file.ts";
 import { type FsSteps, POOLED } from "../system/fs-steps.ts";
 
 export interface MetadataStoreOptions {
@@ -23,6 +23,17 @@ export interface MetadataStoreOptions {
   guardDirs?: string[];
   /** BLOCKING when the directory is on a local filesystem (see FsSteps); default POOLED. */
   steps?: FsSteps;
+}
+
+/** A record written but not yet in place (see MetadataStore.stage). */
+export type StagedRecord = StagedFile;
+
+/** Waits for two stagings started together; if either failed, discards the other and throws. */
+export async function bothStaged<A extends StagedRecord | undefined, B extends StagedRecord | undefined>(a: Promise<A>, b: Promise<B>): Promise<[A, B]> {
+  const [first, second] = await Promise.allSettled([a, b]);
+  if (first.status === "fulfilled" && second.status === "fulfilled") return [first.value, second.value];
+  for (const result of [first, second]) if (result.status === "fulfilled") await result.value?.discard();
+  throw first.status === "rejected" ? first.reason : (second as PromiseRejectedResult).reason;
 }
 
 /** Files read at once while loading the index: enough to hide latency, few enough for NFS. */
@@ -92,15 +103,38 @@ export class MetadataStore<T> {
   }
 
   async write(name: string, value: T): Promise<void> {
+    await (await this.stage(name, value)).commit();
+  }
+
+  /**
+   * The record's file is written (and fsynced) now and renamed into place by `commit`,
+   * which also updates the index. Two records of one operation staged together wait for
+   * the disk once (see stageFile).
+   */
+  async stage(name: string, value: T): Promise<StagedRecord> {
+    const failed = (error: unknown) => metadataError(`cannot write metadata of volume ${JSON.stringify(name)}`, error, name);
     await this.verifyDirectories();
+    let staged: StagedFile;
     try {
-      await writeFileAtomic(join(this.dir, name), `${JSON.stringify(value)}\n`, this.options.mode, { steps: this.steps });
+      staged = await stageFile(join(this.dir, name), `${JSON.stringify(value)}\n`, this.options.mode, { steps: this.steps });
     } catch (error) {
-      throw metadataError(`cannot write metadata of volume ${JSON.stringify(name)}`, error, name);
+      throw failed(error);
     }
-    this.touched?.add(name);
-    this.index.set(name, value);
-    this.changes++;
+    return {
+      commit: async () => {
+        try {
+          await this.verifyDirectories();
+          await staged.commit();
+        } catch (error) {
+          await staged.discard();
+          throw error instanceof PluginError ? error : failed(error);
+        }
+        this.touched?.add(name);
+        this.index.set(name, value);
+        this.changes++;
+      },
+      discard: () => staged.discard(),
+    };
   }
 
   /**

@@ -25,27 +25,55 @@ function tempPathBeside(path: string): string {
  * any other) see either the old or the new content, never a torn one, and so that the
  * new content survives a crash once this returns: write a temporary file in the same
  * directory, fsync it, rename it over the target, fsync the directory (shared with
- * concurrent writers, see FsSteps.syncDirectory). `durable: false` skips both fsyncs, for files
- * whose loss in a crash of this host is harmless. `steps` may be BLOCKING for a
- * directory on a local filesystem (see FsSteps).
+ * concurrent writers, see FsSteps.syncDirectory). `durable: false` skips both fsyncs,
+ * for files whose loss in a crash of this host is harmless. `steps` may be BLOCKING for
+ * a directory on a local filesystem (see FsSteps).
  */
-export async function writeFileAtomic(
-  path: string,
-  data: string,
-  mode: number,
-  options: { durable?: boolean; steps?: FsSteps } = {},
-): Promise<void> {
+export async function writeFileAtomic(path: string, data: string, mode: number, options: AtomicWriteOptions = {}): Promise<void> {
+  await (await stageFile(path, data, mode, options)).commit();
+}
+
+export interface AtomicWriteOptions {
+  durable?: boolean;
+  steps?: FsSteps;
+}
+
+/** The first half of writeFileAtomic: the new content sits (fsynced) beside `path`. */
+export interface StagedFile {
+  /** The second half: renames it over `path`, then waits for the directory's fsync. */
+  commit(): Promise<void>;
+  /** Deletes it instead; harmless after a commit or a failed commit. */
+  discard(): Promise<void>;
+}
+
+/**
+ * Writes the temporary file of a writeFileAtomic now and renames it later: two files an
+ * operation writes one after the other are staged together, so their fsyncs wait for
+ * the disk once instead of twice.
+ */
+export async function stageFile(path: string, data: string, mode: number, options: AtomicWriteOptions = {}): Promise<StagedFile> {
   const durable = options.durable ?? true;
   const steps = options.steps ?? POOLED;
   const tmp = tempPathBeside(path);
+  const discard = () => steps.unlink(tmp).catch(() => {});
   try {
     await steps.createFile(tmp, data, mode, durable);
-    await steps.rename(tmp, path);
   } catch (error) {
-    await steps.unlink(tmp).catch(() => {});
+    await discard();
     throw error;
   }
-  if (durable) await steps.syncDirectory(dirname(path));
+  return {
+    async commit() {
+      try {
+        await steps.rename(tmp, path);
+      } catch (error) {
+        await discard();
+        throw error;
+      }
+      if (durable) await steps.syncDirectory(dirname(path));
+    },
+    discard,
+  };
 }
 
 /**
