@@ -13,6 +13,7 @@ import { mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } from "node:fs
 import { join } from "node:path";
 import { callOnce, engineRequest, isSuccess } from "./client.ts";
 import { closedLoop, type Script } from "./load.ts";
+import { CRUD_LABELS, crudScript } from "./hot-script.ts";
 import { populate } from "./populate.ts";
 import { BUN, pluginArgv, REPO, serve, stop, stopAll } from "./procs.ts";
 
@@ -31,21 +32,7 @@ function script(): (c: number) => Script {
     case "list":
       return () => ({ requests: [engineRequest("VolumeDriver.List", {})], labels: [0] });
     case "crud":
-      return (c) => {
-        const id = crypto.randomUUID().replaceAll("-", "").padEnd(64, "0");
-        const name = `crud-${c}`;
-        return {
-          requests: [
-            engineRequest("VolumeDriver.Create", { Name: name, Opts: {} }),
-            engineRequest("VolumeDriver.Get", { Name: name }),
-            engineRequest("VolumeDriver.Mount", { Name: name, ID: id }),
-            engineRequest("VolumeDriver.Path", { Name: name }),
-            engineRequest("VolumeDriver.Unmount", { Name: name, ID: id }),
-            engineRequest("VolumeDriver.Remove", { Name: name }),
-          ],
-          labels: [0, 0, 0, 0, 0, 0],
-        };
-      };
+      return crudScript;
     default:
       return (c) => {
         const id = crypto.randomUUID().replaceAll("-", "").padEnd(64, "0");
@@ -85,7 +72,7 @@ try {
       connections,
       warmupMs: 500,
       durationMs: seconds * 1000,
-      labels: [workload],
+      labels: workload === "crud" ? CRUD_LABELS : [workload],
     });
     process.stdout.write(
       `${workload} P=${connections}: ${result.rps.toFixed(0)} req/s, p50 ${result.p50.toFixed(3)} ms, p99 ${result.p99.toFixed(3)} ms (under the profiler)\n`,
