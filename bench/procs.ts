@@ -118,6 +118,11 @@ export function startPlugin(dirs: PluginDirs): Promise<Served> {
   return serve(pluginArgv(dirs), dirs.socket, dirs.logPath);
 }
 
+/** The Hono floor: routes, reads and parses each body, answers a constant (floor-hono-server.ts). */
+export function startHonoFloor(socket: string, logPath: string, bodyFile: string): Promise<Served> {
+  return serve([BUN, join(import.meta.dir, "floor-hono-server.ts"), socket, bodyFile], socket, logPath);
+}
+
 export function startFloor(socket: string, logPath: string, bodyFile?: string): Promise<Served> {
   const argv = [BUN, join(import.meta.dir, "floor-server.ts"), socket];
   if (bodyFile) argv.push(bodyFile);

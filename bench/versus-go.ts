@@ -8,7 +8,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { buildGoTools, type GoTools } from "./go-ref/tools.ts";
 import { populate } from "./populate.ts";
-import { pluginArgv, procStatusKb, type Served, serve, spawnTracked, startFloor, stop } from "./procs.ts";
+import { pluginArgv, procStatusKb, type Served, serve, spawnTracked, startFloor, startHonoFloor, stop } from "./procs.ts";
 import { median } from "./stats.ts";
 
 export interface Reporter {
@@ -214,6 +214,7 @@ export async function versusGo(options: { quick: boolean; tmp: string; parts?: r
     const go = ours ? await started(startGo(tools, tmp, "go")) : undefined;
     if (ours && go && wants("hot")) {
       const floor = await started(startFloor(join(tmp, "floor.sock"), join(tmp, "floor.log"), floorBody));
+      const honoFloor = await started(startHonoFloor(join(tmp, "floor-hono.sock"), join(tmp, "floor-hono.log"), floorBody));
       const hot = await alternate(tools, tmp, {
         workload: "hot",
         rounds,
@@ -221,23 +222,30 @@ export async function versusGo(options: { quick: boolean; tmp: string; parts?: r
           { name: "ours", served: ours },
           { name: "go", served: go },
           { name: "floor", served: floor },
+          { name: "floor_hono", served: honoFloor },
         ],
       });
       const hotGo = compare(hot, "ours", "go");
       const hotFloor = compare(hot, "ours", "floor");
       const goFloor = compare(hot, "go", "floor");
+      const honoFloorGo = compare(hot, "floor_hono", "go");
       reportComparison(out, "go.hot", hotGo);
       out.figure("go.hot.floor.throughput_ratio", hotFloor.throughputRatio, "x", undefined);
       out.figure("go.hot.go_vs_floor.throughput_ratio", goFloor.throughputRatio, "x", undefined);
       out.figure("go.hot.floor.cpu_per_call", hotFloor.reference.cpuPerCallUs, "us", undefined);
+      out.figure("go.hot.floor_hono.throughput_ratio", honoFloorGo.throughputRatio, "x", undefined);
+      out.figure("go.hot.floor_hono.p99_ratio", honoFloorGo.p99Ratio, "x", undefined);
+      out.figure("go.hot.floor_hono.cpu_per_call", honoFloorGo.ours.cpuPerCallUs, "us", undefined);
       targets.push({
         target: "hot (Get, Mount, Get, Unmount; 4 workers) throughput >= 1.1x Go",
-        measured: `${fmt(hotGo.throughputRatio)}x (${fmt(hotGo.ours.rps, 0)} vs ${fmt(hotGo.reference.rps, 0)} calls/s; bare Bun ${fmt(hotFloor.reference.rps, 0)}, ours ${fmt(hotFloor.throughputRatio)}x of it)`,
+        measured:
+          `${fmt(hotGo.throughputRatio)}x (${fmt(hotGo.ours.rps, 0)} vs ${fmt(hotGo.reference.rps, 0)} calls/s; bare Bun ${fmt(hotFloor.reference.rps, 0)}, ours ${fmt(hotFloor.throughputRatio)}x of it; ` +
+          `Hono + body floor ${fmt(honoFloorGo.throughputRatio)}x Go)`,
         met: hotGo.throughputRatio >= 1.1,
       });
       targets.push({
         target: "hot p99 <= 1.0x Go",
-        measured: `${fmt(hotGo.p99Ratio)}x (${fmt(hotGo.ours.p99Ms, 3)} vs ${fmt(hotGo.reference.p99Ms, 3)} ms)`,
+        measured: `${fmt(hotGo.p99Ratio)}x (${fmt(hotGo.ours.p99Ms, 3)} vs ${fmt(hotGo.reference.p99Ms, 3)} ms; Hono + body floor ${fmt(honoFloorGo.p99Ratio)}x Go)`,
         met: hotGo.p99Ratio <= 1.0,
       });
     }

@@ -89,6 +89,11 @@ export class MetadataStore<T> {
     return found;
   }
 
+  /** Other hosts write this directory too: lookups go to disk. */
+  get shared(): boolean {
+    return this.options.shared;
+  }
+
   /** The indexed value, without touching storage. */
   cached(name: string): T | undefined {
     return this.index.get(name);

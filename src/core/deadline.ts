@@ -61,6 +61,24 @@ export function deadlineState(): { pending: number; timerRunning: boolean } {
 }
 
 /**
+ * Tells late work that its deadline passed, so that it can decline to commit its result.
+ * What an AbortController would do for this, without allocating one per request.
+ */
+export class Expiry {
+  private expired = false;
+  private reason: unknown;
+
+  abort(reason: unknown): void {
+    this.expired = true;
+    this.reason = reason;
+  }
+
+  throwIfExpired(): void {
+    if (this.expired) throw this.reason;
+  }
+}
+
+/**
  * Rejects with a TIMEOUT error when `work` does not settle within `ms` (to within
  * SWEEP_MS). The engine gives up after 60-120 s and then leaks state (a late Mount is
  * never unmounted), so we answer well before it does. The work itself keeps running; its
@@ -73,7 +91,7 @@ export function withDeadline<T>(
   what: string | (() => string),
   volume?: string,
   /** Aborted when the deadline passes, so late work can decline to commit its result. */
-  controller?: AbortController,
+  expiry?: Expiry,
 ): Promise<T> {
   if (!(ms > 0) || !Number.isFinite(ms)) return work;
   return new Promise<T>((resolve, reject) => {
@@ -81,7 +99,7 @@ export function withDeadline<T>(
       at: performance.now() + ms,
       expire() {
         const error = new PluginError("TIMEOUT", `${typeof what === "string" ? what : what()} did not finish within ${ms} ms`, { volume });
-        controller?.abort(error);
+        expiry?.abort(error);
         reject(error);
       },
     };

@@ -1,5 +1,5 @@
 import type { Claims } from "./claims.ts";
-import { withDeadline } from "./deadline.ts";
+import { Expiry, withDeadline } from "./deadline.ts";
 import { PluginError } from "./errors.ts";
 import { KeyedLock } from "./lock.ts";
 import type { MountRefs } from "./mount-refs.ts";
@@ -85,7 +85,7 @@ export class Driver {
     const arrivedAt = performance.now();
     const volume = this.validName(name);
     const id = validateMountId(mountId, volume);
-    return this.locked(volume, "mount", async (signal) => {
+    return this.locked(volume, "mount", async (expiry) => {
       await this.require(volume);
       const path = await this.backend.prepareMount(volume, arrivedAt);
       const claims = this.options.claims;
@@ -94,7 +94,7 @@ export class Driver {
       try {
         // The engine already got a TIMEOUT and will never send Unmount for this ID:
         // recording the mount now would pin the volume forever.
-        signal.throwIfAborted();
+        expiry.throwIfExpired();
         this.refs.add(volume, id);
       } catch (error) {
         if (claims && first) await claims.release(volume);
@@ -184,14 +184,14 @@ export class Driver {
     return record;
   }
 
-  private locked<T>(volume: string, what: string, task: (signal: AbortSignal) => Promise<T>): Promise<T> {
-    const controller = new AbortController();
+  private locked<T>(volume: string, what: string, task: (expiry: Expiry) => Promise<T>): Promise<T> {
+    const expiry = new Expiry();
     return withDeadline(
-      this.lock.run(volume, () => task(controller.signal)),
+      this.lock.run(volume, () => task(expiry)),
       this.options.timeoutMs,
       () => `${what} of volume ${JSON.stringify(volume)}`,
       volume,
-      controller,
+      expiry,
     );
   }
 }

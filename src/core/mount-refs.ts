@@ -2,6 +2,7 @@ import { Database } from "bun:sqlite";
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync } from "node:fs";
 import { join } from "node:path";
 import { messageOf, PluginError } from "./errors.ts";
+import { MountSlots, type SlotEntry, SlotsDamaged } from "./mount-slots.ts";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS mounts (
@@ -32,41 +33,27 @@ export function currentBootId(): string {
 }
 
 /**
- * Reference counts of (volume, mount ID) pairs on this host, kept in SQLite so that a
- * plugin restart, even after SIGKILL, still knows which volumes are in use and accepts
- * the engine's Unmount for IDs it issued before. The engine may Mount one ID twice
- * (`docker cp`), so each pair is counted, not just recorded.
+ * Reference counts of (volume, mount ID) pairs on this host, kept in a mapped slot table
+ * (mount-slots.ts) so that a plugin restart, even after SIGKILL, still knows which volumes
+ * are in use and accepts the engine's Unmount for IDs it issued before. The engine may
+ * Mount one ID twice (`docker cp`), so each pair is counted, not just recorded.
  *
- * Durability: in WAL mode every committed change is in the kernel's page cache when the
- * call returns, so it survives any crash of this process (SIGKILL included). Only a crash
- * of the kernel or a power loss could drop it, and either is a reboot, after which these
- * references are void anyway (they are reset by boot id). So nothing is fsynced: an fsync
- * here would block the event loop on the container start/stop path for nothing.
+ * `mounts.db` (SQLite) is the state directory's owner lock: it is held in EXCLUSIVE mode
+ * for the process's lifetime, which is the one cross-process file lock Bun offers, so a
+ * second plugin on the same state directory is refused instead of sharing the table.
+ * Releases before the slot table kept the references in its `mounts` table; they are
+ * moved into a new table once.
  */
 export class MountRefs {
   private readonly db: Database;
-  /** In-memory mirror for the hot path: volume -> mount ID -> count. */
-  private readonly byVolume = new Map<string, Map<string, number>>();
-  private readonly upsert;
-  private readonly decrement;
-  private readonly deleteZero;
+  private readonly slots: MountSlots;
+  /** In-memory mirror for the hot path: volume -> mount ID -> its slot and count. */
+  private readonly byVolume = new Map<string, Map<string, { slot: number; count: number }>>();
 
-  private constructor(db: Database) {
+  private constructor(db: Database, slots: MountSlots, entries: SlotEntry[]) {
     this.db = db;
-    this.upsert = db.prepare(
-      "INSERT INTO mounts (volume, mount_id, count) VALUES (?1, ?2, 1) " +
-        "ON CONFLICT (volume, mount_id) DO UPDATE SET count = count + 1",
-    );
-    this.decrement = db.prepare(
-      "UPDATE mounts SET count = count - 1 WHERE volume = ?1 AND mount_id = ?2 AND count > 1",
-    );
-    this.deleteZero = db.prepare("DELETE FROM mounts WHERE volume = ?1 AND mount_id = ?2");
-    const rows = db.query("SELECT volume, mount_id, count FROM mounts").all() as {
-      volume: string;
-      mount_id: string;
-      count: number;
-    }[];
-    for (const row of rows) this.mirror(row.volume).set(row.mount_id, row.count);
+    this.slots = slots;
+    for (const entry of entries) this.mirror(entry.volume).set(entry.mountId, { slot: entry.slot, count: entry.count });
   }
 
   static open(options: MountRefsOptions): MountRefs {
@@ -76,8 +63,10 @@ export class MountRefs {
     } catch (error) {
       throw stateError(options.stateDir, error);
     }
+    const bootId = options.bootId ?? currentBootId();
+    let db: Database;
     try {
-      return MountRefs.openFile(file, options.bootId ?? currentBootId());
+      db = MountRefs.openLock(file);
     } catch (error) {
       if (!existsSync(file)) throw stateError(file, error);
       // Locked is not damaged: never move a live process's database aside.
@@ -86,51 +75,68 @@ export class MountRefs {
       }
       // A damaged database must not keep the plugin (and so Docker) from starting;
       // keep the damaged file for inspection and begin empty.
-      const aside = `${file}.corrupt-${Date.now()}`;
-      renameSync(file, aside);
-      for (const suffix of ["-wal", "-shm"]) {
-        if (existsSync(file + suffix)) renameSync(file + suffix, aside + suffix);
-      }
-      options.onQuarantine?.(file, aside, error);
+      quarantine(file, ["-wal", "-shm"], error, options);
       try {
-        return MountRefs.openFile(file, options.bootId ?? currentBootId());
+        db = MountRefs.openLock(file);
       } catch (again) {
         throw stateError(file, again);
       }
     }
+    try {
+      return MountRefs.openSlots(db, join(options.stateDir, "mounts.slots"), bootId, options);
+    } catch (error) {
+      db.close();
+      throw error instanceof PluginError ? error : stateError(join(options.stateDir, "mounts.slots"), error);
+    }
   }
 
-  private static openFile(file: string, bootId: string): MountRefs {
+  /** Opens the database and takes its lock for good (a write in EXCLUSIVE mode keeps it). */
+  private static openLock(file: string): Database {
     // Create the file 0600 before SQLite does (it would use the umask); the WAL and
     // shared-memory files inherit the database file's mode.
     closeSync(openSync(file, "a", 0o600));
     chmodSync(file, 0o600);
     const db = new Database(file, { create: true, strict: true });
     try {
-      // One process owns the state: with the lock held for the connection's lifetime, a
-      // commit takes no file locks and keeps the WAL index in memory (no -shm), which
-      // makes each Mount's and Unmount's write about 2.5x cheaper. busy_timeout comes
-      // first: a plugin that is still exiting gets 5 s to let go.
+      // busy_timeout comes first: a plugin that is still exiting gets 5 s to let go.
       db.exec("PRAGMA busy_timeout = 5000; PRAGMA locking_mode = EXCLUSIVE; PRAGMA journal_mode = WAL; PRAGMA synchronous = OFF;");
       db.exec(SCHEMA);
       db.exec("PRAGMA quick_check");
-      const stored = db.query("SELECT value FROM meta WHERE key = 'boot_id'").get() as
-        | { value: string }
-        | null;
-      if (stored?.value !== bootId) {
-        db.transaction(() => {
-          db.exec("DELETE FROM mounts");
-          db.query("INSERT OR REPLACE INTO meta (key, value) VALUES ('boot_id', ?1)").run(bootId);
-        })();
-      }
-      return new MountRefs(db);
+      db.query("INSERT OR REPLACE INTO meta (key, value) VALUES ('owner_pid', ?1)").run(String(process.pid));
+      return db;
     } catch (error) {
       db.close();
       throw error;
     }
   }
 
-  private mirror(volume: string): Map<string, number> {
+  private static openSlots(db: Database, file: string, bootId: string, options: MountRefsOptions): MountRefs {
+    // References a release before the slot table left in the database, if any.
+    const stored = db.query("SELECT value FROM meta WHERE key = 'boot_id'").get() as { value: string } | null;
+    const legacy =
+      stored?.value === bootId && !existsSync(file)
+        ? (db.query("SELECT volume, mount_id, count FROM mounts").all() as { volume: string; mount_id: string; count: number }[]).map(
+            (row) => [row.volume, row.mount_id, row.count] as [string, string, number],
+          )
+        : [];
+    let opened: { slots: MountSlots; entries: SlotEntry[] };
+    try {
+      opened = MountSlots.open(file, bootId, legacy);
+    } catch (error) {
+      if (!(error instanceof SlotsDamaged)) throw error;
+      quarantine(file, [], error, options);
+      opened = MountSlots.open(file, bootId);
+    }
+    // Deleted only once the slot table holds them; after a crash in between the table
+    // exists, so they are not imported twice.
+    db.transaction(() => {
+      db.exec("DELETE FROM mounts");
+      db.query("INSERT OR REPLACE INTO meta (key, value) VALUES ('boot_id', ?1)").run(bootId);
+    })();
+    return new MountRefs(db, opened.slots, opened.entries);
+  }
+
+  private mirror(volume: string): Map<string, { slot: number; count: number }> {
     let ids = this.byVolume.get(volume);
     if (!ids) {
       ids = new Map();
@@ -141,13 +147,19 @@ export class MountRefs {
 
   /** Records one more mount of `volume` under `mountId`. */
   add(volume: string, mountId: string): void {
-    try {
-      this.upsert.run(volume, mountId);
-    } catch (error) {
-      throw stateError("mounts.db", error, volume);
-    }
     const ids = this.mirror(volume);
-    ids.set(mountId, (ids.get(mountId) ?? 0) + 1);
+    const known = ids.get(mountId);
+    try {
+      if (known) {
+        this.slots.setCount(known.slot, known.count + 1);
+        known.count++;
+      } else {
+        ids.set(mountId, { slot: this.slots.add(volume, mountId), count: 1 });
+      }
+    } catch (error) {
+      if (ids.size === 0) this.byVolume.delete(volume);
+      throw stateError("mounts.slots", error, volume);
+    }
   }
 
   /**
@@ -156,15 +168,15 @@ export class MountRefs {
    */
   release(volume: string, mountId: string): boolean {
     const ids = this.byVolume.get(volume);
-    const count = ids?.get(mountId);
-    if (!ids || count === undefined) return false;
+    const known = ids?.get(mountId);
+    if (!ids || !known) return false;
     try {
-      if (count > 1) this.decrement.run(volume, mountId);
-      else this.deleteZero.run(volume, mountId);
+      if (known.count > 1) this.slots.setCount(known.slot, known.count - 1);
+      else this.slots.release(known.slot);
     } catch (error) {
-      throw stateError("mounts.db", error, volume);
+      throw stateError("mounts.slots", error, volume);
     }
-    if (count > 1) ids.set(mountId, count - 1);
+    if (known.count > 1) known.count--;
     else ids.delete(mountId);
     if (ids.size === 0) this.byVolume.delete(volume);
     return true;
@@ -173,7 +185,7 @@ export class MountRefs {
   /** Active mounts of `volume` on this host (sum over its mount IDs). */
   count(volume: string): number {
     let total = 0;
-    for (const n of this.byVolume.get(volume)?.values() ?? []) total += n;
+    for (const known of this.byVolume.get(volume)?.values() ?? []) total += known.count;
     return total;
   }
 
@@ -185,11 +197,19 @@ export class MountRefs {
   }
 
   close(): void {
-    // Prepared statements keep SQLite's connection (and its file descriptors) alive
-    // after close() unless they are finalized first.
-    for (const statement of [this.upsert, this.decrement, this.deleteZero]) statement.finalize();
+    this.slots.close();
     this.db.close();
   }
+}
+
+/** Moves a damaged state file (and its companions) aside for inspection and reports it. */
+function quarantine(file: string, suffixes: string[], cause: unknown, options: MountRefsOptions): void {
+  const aside = `${file}.corrupt-${Date.now()}`;
+  renameSync(file, aside);
+  for (const suffix of suffixes) {
+    if (existsSync(file + suffix)) renameSync(file + suffix, aside + suffix);
+  }
+  options.onQuarantine?.(file, aside, cause);
 }
 
 function isBusy(error: unknown): boolean {

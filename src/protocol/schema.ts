@@ -28,8 +28,9 @@ export function mountIdOf(body: Record<string, unknown>): unknown {
   return body.ID;
 }
 
+/** Takes `record.status` as it is: the driver hands out a fresh object for each Get. */
 export function toWireVolume(record: VolumeRecord): WireVolume {
-  const wire: WireVolume = { Name: record.name, Mountpoint: record.mountpoint, Status: { ...record.status } };
+  const wire: WireVolume = { Name: record.name, Mountpoint: record.mountpoint, Status: record.status };
   if (record.createdAt && !Number.isNaN(Date.parse(record.createdAt))) wire.CreatedAt = record.createdAt;
   return wire;
 }

@@ -105,13 +105,19 @@ export function startEngineNudge(options: EngineNudgeOptions): EngineNudge {
     }
   };
 
+  // The abort listener goes when the pause ends: one left behind per retry would keep its
+  // timer and promise alive for as long as the engine stays away (a leak of both).
   const pause = (ms: number): Promise<void> =>
     new Promise((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      stopper.signal.addEventListener("abort", () => {
+      const onStop = () => {
         clearTimeout(timer);
         resolve();
-      }, { once: true });
+      };
+      const timer = setTimeout(() => {
+        stopper.signal.removeEventListener("abort", onStop);
+        resolve();
+      }, ms);
+      stopper.signal.addEventListener("abort", onStop, { once: true });
     });
 
   const watch = async (): Promise<void> => {

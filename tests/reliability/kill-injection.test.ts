@@ -294,7 +294,9 @@ describe("SIGKILL at chosen syscalls (strace fault injection)", () => {
 
   /** Creates "interrupted", SIGKILLed at the rename that would put its metadata in place; restarts cleanly. */
   async function interruptedCreate(): Promise<EngineConn> {
-    // The first rename of the process is the one that puts the metadata in place.
+    // A start on this state directory creates its mount table (a rename) before it serves:
+    // after one clean start, the first rename of the process puts the metadata in place.
+    await suite.startServing().then(async ({ child }) => expect(await children.stop(child, "SIGTERM")).toBe(0));
     const traced = await startKilledAt(RENAMES);
     const conn = new EngineConn(suite.layout.socket);
     const out = await conn.call("VolumeDriver.Create", { Name: "interrupted", Opts: null });

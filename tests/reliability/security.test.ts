@@ -77,7 +77,7 @@ function snapshot(path: string): Record<string, string> {
 
 describe("file modes", () => {
   for (const umask of [0o022, 0o000, 0o077]) {
-    test(`umask ${umask.toString(8).padStart(3, "0")}: socket 0660 root:nogroup, state dir 0700 with mounts.db* 0600, metadata 0644`, async () => {
+    test(`umask ${umask.toString(8).padStart(3, "0")}: socket 0660 root:nogroup, state dir 0700 with mounts.* 0600, metadata 0644`, async () => {
       const previous = process.umask(umask);
       let child;
       try {
@@ -102,7 +102,7 @@ describe("file modes", () => {
       const stateFiles = readdirSync(suite.layout.state).sort();
       expect(stateFiles).toContain("mounts.db");
       for (const name of stateFiles) {
-        expect(name).toMatch(/^mounts\.db(-wal|-shm)?$/);
+        expect(name).toMatch(/^mounts\.(db(-wal|-shm)?|slots)$/);
         const info = lstatSync(join(suite.layout.state, name));
         expect({ name, mode: mode(join(suite.layout.state, name)), uid: info.uid, file: info.isFile() }).toEqual({ name, mode: "0600", uid: 0, file: true });
       }

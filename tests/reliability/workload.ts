@@ -5,11 +5,11 @@
 // may hold and which written files must have survived. Plus the kill loop and the checks
 // both suites run at the end.
 
-import { Database } from "bun:sqlite";
 import { expect } from "bun:test";
 import { existsSync, lstatSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { MountRefs } from "../../src/core/mount-refs.ts";
 import { type Child, type Children, EngineConn, errCode, isOk, must, type Outcome, type Rng, sleep } from "./support.ts";
 
 export type Kind = "create" | "remove" | "mount" | "unmount" | "get" | "list";
@@ -515,7 +515,7 @@ export async function unmountAndRemoveAll(conn: EngineConn, work: Workload, list
   }
 }
 
-/** SIGTERM: clean exit, socket removed, no mount references left in the database. */
+/** SIGTERM: clean exit, socket removed, no mount references left in the state directory. */
 export async function checkCleanSigterm(
   children: Children,
   child: Child,
@@ -524,8 +524,8 @@ export async function checkCleanSigterm(
 ): Promise<void> {
   expect(await children.stop(child, "SIGTERM")).toBe(0);
   if (existsSync(layout.socket)) problems.push("socket left after SIGTERM");
-  const db = new Database(join(layout.state, "mounts.db"), { readonly: true });
-  const rows = (db.query("SELECT COUNT(*) AS n FROM mounts").get() as { n: number }).n;
-  db.close();
-  if (rows !== 0) problems.push(`mounts.db still holds ${rows} reference(s)`);
+  const refs = MountRefs.open({ stateDir: layout.state });
+  const held = refs.snapshot();
+  refs.close();
+  if (held.size !== 0) problems.push(`the mount state still holds references: ${JSON.stringify([...held])}`);
 }

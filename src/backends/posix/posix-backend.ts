@@ -1,4 +1,4 @@
-import { mkdir, readdir, realpath, rm, rmdir } from "node:fs/promises";
+import { mkdir, readdir, realpath, rm, rmdir, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { errnoCode, messageOf, PluginError } from "../../core/errors.ts";
 import type { Backend, Scope, StorageHealth, VolumeOptions, VolumeRecord, VolumeSummary } from "../../core/types.ts";
@@ -59,6 +59,7 @@ export class PosixBackend implements Backend {
   private listed: { generation: number; volumes: VolumeSummary[] } | undefined;
   /** The root and every mount below it were local filesystems at start (see checkLocal). */
   private localTree = false;
+  private rootSlash = "";
   private readonly indexRefreshMs: number;
   private readonly monitor: MountMonitor | undefined;
   private readonly warn: (message: string) => void;
@@ -73,6 +74,7 @@ export class PosixBackend implements Backend {
 
   private setRoot(root: string): void {
     this.root = root;
+    this.rootSlash = root.endsWith("/") ? root : `${root}/`;
     this.listed = undefined;
     this.steps = fsStepsFor(this.localTree);
     // With --scope global every host sharing the root writes here: read through to disk.
@@ -107,6 +109,7 @@ export class PosixBackend implements Backend {
       this.localTree = await isLocalTree(real);
       this.setRoot(real);
       await requireRealDirectory(this.root);
+      if (this.localTree) this.monitor?.markLocal((await stat(this.root)).dev);
       await mkdir(join(this.root, CONTROL_DIR), { mode: 0o755 }).catch(ignoreExists);
       await requireRealDirectory(join(this.root, CONTROL_DIR));
       await this.meta.init();
@@ -170,8 +173,12 @@ export class PosixBackend implements Backend {
     }
   }
 
+  /**
+   * `name` is a validated volume name, one path component without a leading dot, so no
+   * join is needed. A lone surrogate is written to disk as U+FFFD: the path says so too.
+   */
   pathOf(name: string): string {
-    return join(this.root, name);
+    return this.rootSlash + (name.isWellFormed() ? name : name.toWellFormed());
   }
 
   async create(name: string, options: VolumeOptions, arrivedAt = performance.now()): Promise<void> {
@@ -315,12 +322,23 @@ export class PosixBackend implements Backend {
     }
   }
 
-  async inspect(name: string): Promise<VolumeRecord | undefined> {
+  inspect(name: string): Promise<VolumeRecord | undefined> {
+    // With one writer (this process, local scope) the index is the truth: no await needed.
+    if (!this.meta.shared) return Promise.resolve(this.recordOf(name, this.meta.cached(name), this.storageNotLive()));
+    return this.inspectShared(name);
+  }
+
+  /** The last probe found the storage not live (none yet counts as live). */
+  private storageNotLive(): boolean {
+    return this.monitor?.lastHealth !== undefined && this.monitor.lastHealth.state !== "live";
+  }
+
+  private async inspectShared(name: string): Promise<VolumeRecord | undefined> {
     let meta: PosixVolumeMeta | undefined;
     // Storage that does not answer must not make Get fail or wait: the engine would
     // forget the volume. Known-bad storage is not touched at all; storage that stops
     // answering now is given a short deadline. Either way the index answers, and says so.
-    let stale = this.monitor?.lastHealth !== undefined && this.monitor.lastHealth.state !== "live";
+    let stale = this.storageNotLive();
     if (stale) {
       meta = this.meta.cached(name);
     } else {
@@ -333,6 +351,10 @@ export class PosixBackend implements Backend {
         stale = true;
       }
     }
+    return this.recordOf(name, meta, stale);
+  }
+
+  private recordOf(name: string, meta: PosixVolumeMeta | undefined, stale: boolean): VolumeRecord | undefined {
     // A "creating" volume is not one yet, a "removing" one is one no more (its data may be in the trash).
     if (meta?.state !== "ready") return undefined;
     const status: Record<string, unknown> = { backend: this.kind, options: meta.options };
@@ -354,6 +376,22 @@ export class PosixBackend implements Backend {
   }
 
   async prepareMount(name: string, arrivedAt = performance.now()): Promise<string> {
+    // On a local tree a Mount's checks are synchronous, without the awaits of the general
+    // path below: usually one lstat of the volume's directory, which proves the root live
+    // too; otherwise a stat of the root and the lstat, which say what is wrong.
+    const path = this.pathOf(name);
+    if (this.localTree && this.monitor?.confirmsLive(path)) return path;
+    const local = this.localTree ? this.monitor?.checkLocally() : undefined;
+    if (local) {
+      if (local.state !== "live") throw new PluginError("BACKEND_FAILED", local.detail, { volume: name });
+      try {
+        requireVolumeDirectorySync(path, name);
+      } catch (error) {
+        if (storageUnavailable(error)) this.monitor?.invalidate();
+        throw error;
+      }
+      return path;
+    }
     await this.requireLive(name, arrivedAt);
     return this.watchStorage(this.prepareMountChecked(name));
   }

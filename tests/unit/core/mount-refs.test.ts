@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { Database } from "bun:sqlite";
 import { chmodSync, copyFileSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { currentBootId, MountRefs, type MountRefsOptions } from "../../../src/core/mount-refs.ts";
@@ -167,7 +168,7 @@ describe("MountRefs", () => {
     expect(statSync(file).mode & 0o777).toBe(0o600);
   });
 
-  test("a corrupt database is quarantined as mounts.db.corrupt-*, reported, and replaced by a fresh one", async () => {
+  test("a corrupt database is quarantined as mounts.db.corrupt-*, reported, and replaced by a fresh one; the references in mounts.slots stay", async () => {
     const first = openRefs();
     first.add("v", "id");
     closeRefs(first);
@@ -187,12 +188,12 @@ describe("MountRefs", () => {
     expect(readFileSync(report.to, "utf8")).toBe(garbage);
     expect(readdirSync(stateDir).filter((f) => /^mounts\.db\.corrupt-\d+$/.test(f))).toHaveLength(1);
 
-    // The fresh database starts empty, works, and persists.
-    expect(refs.snapshot().size).toBe(0);
+    // The database is only the lock: the references live on in the slot table.
+    expect(refs.snapshot()).toEqual(new Map([["v", 1]]));
     refs.add("v", "id");
     closeRefs(refs);
     const reopened = openRefs({ onQuarantine: () => reports.push({ from: "", to: "", cause: "again" }) });
-    expect(reopened.count("v")).toBe(1);
+    expect(reopened.count("v")).toBe(2);
     expect(reports).toHaveLength(1);
     expect(statSync(join(stateDir, "mounts.db")).mode & 0o777).toBe(0o600);
   });
@@ -232,6 +233,116 @@ describe("MountRefs", () => {
     closeRefs(refs);
     expect(openRefs({ stateDir: crashed }).snapshot()).toEqual(new Map([["w", 1]]));
   });
+
+  test("more pairs than the first table holds: the file grows and every count survives a reopen", () => {
+    const refs = openRefs();
+    const expected = new Map<string, number>();
+    for (let i = 0; i < 300; i++) {
+      const volume = `v${i % 37}`;
+      refs.add(volume, `id-${i}`);
+      if (i % 3 === 0) refs.add(volume, `id-${i}`);
+      if (i % 5 === 0) refs.release(volume, `id-${i}`);
+      expected.set(volume, (expected.get(volume) ?? 0) + (i % 3 === 0 ? 2 : 1) - (i % 5 === 0 ? 1 : 0));
+    }
+    for (const [volume, count] of expected) if (count === 0) expected.delete(volume);
+    expect(refs.snapshot()).toEqual(expected);
+    closeRefs(refs);
+    expect(openRefs().snapshot()).toEqual(expected);
+  });
+
+  test("the longest volume name and mount ID fit, in any script", () => {
+    const volume = "é".repeat(127); // 254 bytes
+    const mountId = "\u{10348}".repeat(128) ; // 256 UTF-16 units, 512 bytes
+    const wide = "\u20ac".repeat(256); // 256 units, 768 bytes
+    const refs = openRefs();
+    refs.add(volume, mountId);
+    refs.add(volume, wide);
+    closeRefs(refs);
+    const reopened = openRefs();
+    expect(reopened.count(volume)).toBe(2);
+    expect(reopened.release(volume, mountId)).toBe(true);
+    expect(reopened.release(volume, wide)).toBe(true);
+  });
+
+  test("a damaged slot table is quarantined as mounts.slots.corrupt-*, reported, and replaced by an empty one", () => {
+    const first = openRefs();
+    first.add("v", "id");
+    closeRefs(first);
+    const slots = join(stateDir, "mounts.slots");
+    const damaged = readFileSync(slots);
+    damaged.fill(0xab, 128, 140); // the first slot's words
+    writeFileSync(slots, damaged);
+
+    const moved: string[] = [];
+    const refs = openRefs({ onQuarantine: (_from, to) => moved.push(to) });
+    expect(moved).toHaveLength(1);
+    expect(moved[0]).toMatch(/\/mounts\.slots\.corrupt-\d+$/);
+    expect(readFileSync(moved[0]!).equals(damaged)).toBe(true);
+    expect(refs.snapshot().size).toBe(0);
+    refs.add("w", "fresh");
+    closeRefs(refs);
+    expect(openRefs().snapshot()).toEqual(new Map([["w", 1]]));
+  });
+
+  test("an empty slot table (what a power cut may leave) starts afresh without a quarantine", () => {
+    closeRefs(openRefs());
+    writeFileSync(join(stateDir, "mounts.slots"), "");
+    const moved: string[] = [];
+    const refs = openRefs({ onQuarantine: (_from, to) => moved.push(to) });
+    expect(moved).toEqual([]);
+    refs.add("v", "id");
+    expect(refs.count("v")).toBe(1);
+  });
+
+  test("references an older release kept in mounts.db are moved into the slot table once", () => {
+    mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+    const legacy = new Database(join(stateDir, "mounts.db"), { create: true });
+    legacy.exec(
+      "CREATE TABLE mounts (volume TEXT NOT NULL, mount_id TEXT NOT NULL, count INTEGER NOT NULL CHECK (count > 0), PRIMARY KEY (volume, mount_id)) WITHOUT ROWID;" +
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;" +
+        "INSERT INTO mounts VALUES ('v', 'id1', 2), ('v', 'id2', 1), ('w', 'id1', 1);" +
+        "INSERT INTO meta VALUES ('boot_id', 'boot-1');",
+    );
+    legacy.close();
+    const upgraded = openRefs();
+    expect(upgraded.snapshot()).toEqual(new Map([["v", 3], ["w", 1]]));
+    closeRefs(upgraded);
+    const again = openRefs();
+    expect(again.snapshot()).toEqual(new Map([["v", 3], ["w", 1]]));
+    closeRefs(again);
+    const check = new Database(join(stateDir, "mounts.db"), { readonly: true });
+    expect((check.query("SELECT COUNT(*) AS n FROM mounts").get() as { n: number }).n).toBe(0);
+    check.close();
+  });
+
+  test("a process killed at random moments while mounting and unmounting leaves a table that opens with its counts", async () => {
+    const module = join(import.meta.dir, "../../../src/core/mount-refs.ts");
+    // The child keeps volume "pinned" mounted once and churns others; it says when it runs.
+    const script = `const { MountRefs } = await import(${JSON.stringify(module)});
+      const refs = MountRefs.open({ stateDir: ${JSON.stringify(stateDir)}, bootId: "boot-1" });
+      if (refs.count("pinned") === 0) refs.add("pinned", "p");
+      console.log("ready");
+      for (let i = 0; ; i++) {
+        const volume = "v" + (i % 13), id = "id-" + (i % 29);
+        refs.add(volume, id);
+        if (i % 2 === 0) refs.release(volume, id);
+      }`;
+    for (let round = 0; round < 12; round++) {
+      const child = Bun.spawn([process.execPath, "-e", script], { stdout: "pipe", stderr: "pipe" });
+      const reader = child.stdout.getReader();
+      const first = await reader.read();
+      expect(new TextDecoder().decode(first.value)).toContain("ready");
+      await Bun.sleep(5 + Math.floor(Math.random() * 40));
+      child.kill("SIGKILL");
+      await child.exited;
+      const moved: string[] = [];
+      const refs = openRefs({ onQuarantine: (_from, to) => moved.push(to) });
+      expect(moved).toEqual([]);
+      expect(refs.count("pinned")).toBe(1);
+      for (const count of refs.snapshot().values()) expect(count).toBeGreaterThan(0);
+      closeRefs(refs);
+    }
+  }, 60_000);
 
   // Regression: bun:sqlite's close() leaves the connection (and its descriptors) open while
   // prepared statements are alive, so close() must finalize them first.

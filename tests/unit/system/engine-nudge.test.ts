@@ -4,6 +4,7 @@
 // The swarm e2e (tests/e2e/swarm.test.ts) proves the same against real engines.
 
 import { afterEach, describe, expect, test } from "bun:test";
+import { heapStats } from "bun:jsc";
 import { existsSync, rmSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
@@ -183,6 +184,28 @@ describe("engine nudge", () => {
     const stopping = performance.now();
     await absent.stop();
     expect(performance.now() - stopping).toBeLessThan(5_000);
+  });
+});
+
+describe("engine nudge while the engine stays away", () => {
+  test("retries leave no timer or promise behind (a 10-minute soak found one of each per retry)", async () => {
+    dir = await makeTempDir("dqp-nudge-");
+    const countTimers = () => {
+      Bun.gc(true);
+      return heapStats().objectTypeCounts.Timeout ?? 0;
+    };
+    const nudge = startEngineNudge({
+      socketPath: join(dir, "nothing-here.sock"),
+      driverName: "quobyte",
+      log: createLogger({ level: "silent", format: "json" }),
+      retryMs: 2,
+    });
+    cleanups.push(() => nudge.stop());
+    await Bun.sleep(100);
+    const early = countTimers();
+    // Hundreds of retries more.
+    await Bun.sleep(1_000);
+    expect(countTimers()).toBeLessThanOrEqual(early + 2);
   });
 });
 

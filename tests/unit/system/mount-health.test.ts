@@ -2,6 +2,9 @@
 // and requests that arrived before a probe started share it (single flight).
 
 import { describe, expect, test } from "bun:test";
+import { mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { type MountHealth, MountMonitor } from "../../../src/system/mount-health.ts";
 
 /** A monitor whose probes the test answers by hand, and counts. */
@@ -81,5 +84,81 @@ describe("MountMonitor admits a request only on a probe that started after it ar
     await tick();
     expect((await Promise.race([monitor.check(), Bun.sleep(20).then(() => "waiting")])) as unknown).toBe("waiting");
     expect(monitor.probes).toBe(2);
+  });
+});
+
+describe("MountMonitor on a local filesystem probes synchronously", () => {
+  /** A monitor on a real directory that counts the asynchronous probes it starts. */
+  class CountingMonitor extends MountMonitor {
+    asyncProbes = 0;
+    protected override probe(): Promise<MountHealth> {
+      this.asyncProbes++;
+      return super.probe();
+    }
+  }
+
+  const withRoot = async (run: (root: string) => Promise<void>) => {
+    const root = mkdtempSync(join(tmpdir(), "dqp-local-probe-"));
+    try {
+      await run(root);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  };
+
+  test("each check looks at the directory now: a root removed since the last check is missing at once", async () => {
+    await withRoot(async (root) => {
+      const monitor = new CountingMonitor(root, "none", 2000);
+      monitor.markLocal(statSync(root).dev);
+      expect((await monitor.check()).state).toBe("live");
+      expect((await monitor.check()).state).toBe("live");
+      rmSync(root, { recursive: true });
+      expect((await monitor.check()).state).toBe("missing");
+      expect(monitor.asyncProbes).toBe(0);
+    });
+  });
+
+  test("a path that now resolves to another device goes back to the asynchronous probe with its deadline", async () => {
+    await withRoot(async (root) => {
+      const monitor = new CountingMonitor(root, "none", 2000);
+      // As if something had been mounted over the root since start.
+      monitor.markLocal(statSync(root).dev + 1);
+      expect((await monitor.check()).state).toBe("live");
+      expect((await monitor.check()).state).toBe("live");
+      expect(monitor.asyncProbes).toBe(2);
+    });
+  });
+
+  test("a mount check other than none keeps the asynchronous probe (it reads the mount table)", async () => {
+    await withRoot(async (root) => {
+      const monitor = new CountingMonitor(root, "mountpoint", 2000);
+      monitor.markLocal(statSync(root).dev);
+      expect((await monitor.check()).state).toBe("not-mounted");
+      expect(monitor.asyncProbes).toBe(1);
+    });
+  });
+});
+
+describe("MountMonitor.confirmsLive: a Mount's lstat of its directory as the probe of a local root", () => {
+  test("a real directory on the root's device confirms the root live; a symlink, a missing entry or another device does not", async () => {
+    const root = mkdtempSync(join(tmpdir(), "dqp-confirm-"));
+    try {
+      mkdirSync(join(root, "vol"));
+      symlinkSync(join(root, "vol"), join(root, "link"));
+      const monitor = new MountMonitor(root, "none", 2000);
+      expect(monitor.confirmsLive(join(root, "vol"))).toBe(false); // not declared local yet
+      monitor.markLocal(statSync(root).dev);
+      expect(monitor.confirmsLive(join(root, "vol"))).toBe(true);
+      expect(monitor.lastHealth?.state).toBe("live");
+      expect(monitor.confirmsLive(join(root, "link"))).toBe(false);
+      expect(monitor.confirmsLive(join(root, "missing"))).toBe(false);
+      // /proc is another filesystem: a directory there proves nothing about the root.
+      expect(monitor.confirmsLive("/proc")).toBe(false);
+      rmSync(root, { recursive: true });
+      expect(monitor.confirmsLive(join(root, "vol"))).toBe(false);
+      expect((await monitor.check()).state).toBe("missing");
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });
