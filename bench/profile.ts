@@ -1,9 +1,10 @@
 // CPU profile of the plugin's hot path: runs `serve` FROM SOURCE under `bun --cpu-prof`
 // (function names survive; the compiled binary is minified), drives the same P=8
-// Get+Mount+Unmount load as `bench/run.ts`, stops it with SIGTERM (the profile is
-// written at exit) and prints the profile's summary.
+// Get+Mount+Unmount load as `bench/run.ts` (or another workload), stops it with SIGTERM
+// (the profile is written at exit) and prints the profile's summary. `crud` is the
+// versus-Go crud cycle (Create, Get, Mount, Path, Unmount, Remove) on 4 connections.
 //
-//   bun bench/profile.ts [seconds=8] [--workload=hot|get|capabilities|list] [--entry=src/main.ts]
+//   bun bench/profile.ts [seconds=8] [--workload=hot|crud|get|capabilities|list] [--entry=src/main.ts]
 //
 // Output: bench/profiles/<workload>.cpuprofile (Chrome DevTools / speedscope) and
 // bench/profiles/<workload>.md (Bun's grep-friendly summary).
@@ -12,6 +13,7 @@ import { mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } from "node:fs
 import { join } from "node:path";
 import { callOnce, engineRequest, isSuccess } from "./client.ts";
 import { closedLoop, type Script } from "./load.ts";
+import { CRUD_LABELS, crudScript } from "./hot-script.ts";
 import { populate } from "./populate.ts";
 import { BUN, pluginArgv, REPO, serve, stop, stopAll } from "./procs.ts";
 
@@ -29,6 +31,8 @@ function script(): (c: number) => Script {
       return () => ({ requests: [engineRequest("VolumeDriver.Capabilities", {})], labels: [0] });
     case "list":
       return () => ({ requests: [engineRequest("VolumeDriver.List", {})], labels: [0] });
+    case "crud":
+      return crudScript;
     default:
       return (c) => {
         const id = crypto.randomUUID().replaceAll("-", "").padEnd(64, "0");
@@ -63,12 +67,12 @@ try {
       const reply = await callOnce(plugin.socket, "VolumeDriver.Create", { Name: `hot-${c}`, Opts: {} });
       if (!isSuccess(reply)) throw new Error(reply.body.toString());
     }
-    const connections = workload === "list" ? 1 : 8;
+    const connections = workload === "list" ? 1 : workload === "crud" ? 4 : 8;
     const result = await closedLoop(plugin.socket, script(), {
       connections,
       warmupMs: 500,
       durationMs: seconds * 1000,
-      labels: [workload],
+      labels: workload === "crud" ? CRUD_LABELS : [workload],
     });
     process.stdout.write(
       `${workload} P=${connections}: ${result.rps.toFixed(0)} req/s, p50 ${result.p50.toFixed(3)} ms, p99 ${result.p99.toFixed(3)} ms (under the profiler)\n`,

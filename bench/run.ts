@@ -25,7 +25,7 @@ import { cpus, release, totalmem } from "node:os";
 import { join } from "node:path";
 import { callOnce, Connection, engineRequest, isSuccess } from "./client.ts";
 import { engineWorkload } from "./engine.ts";
-import { hex, HOT_LABELS, hotScript } from "./hot-script.ts";
+import { CRUD_LABELS, crudScript, hex, HOT_LABELS, hotScript } from "./hot-script.ts";
 import { probeWorkload } from "./probe.ts";
 import { soak } from "./soak.ts";
 import { GO_PARTS, type GoPart, type TargetLine, versusGo } from "./versus-go.ts";
@@ -161,23 +161,6 @@ function mountUnmountScript(connection: number): Script {
   return {
     requests: [engineRequest("VolumeDriver.Mount", { Name: name, ID: id }), engineRequest("VolumeDriver.Unmount", { Name: name, ID: id })],
     labels: [0, 1],
-  };
-}
-
-const CRUD_LABELS = ["Create", "Get", "Mount", "Path", "Unmount", "Remove"];
-function crudScript(connection: number): Script {
-  const name = `crud-${connection}`;
-  const id = hex(32);
-  return {
-    requests: [
-      engineRequest("VolumeDriver.Create", { Name: name, Opts: {} }),
-      engineRequest("VolumeDriver.Get", { Name: name }),
-      engineRequest("VolumeDriver.Mount", { Name: name, ID: id }),
-      engineRequest("VolumeDriver.Path", { Name: name }),
-      engineRequest("VolumeDriver.Unmount", { Name: name, ID: id }),
-      engineRequest("VolumeDriver.Remove", { Name: name }),
-    ],
-    labels: [0, 1, 2, 3, 4, 5],
   };
 }
 

@@ -1,8 +1,9 @@
-import { lstat, mkdir, readdir, stat, unlink } from "node:fs/promises";
+import { mkdir, readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { withDeadline } from "../core/deadline.ts";
 import { errnoCode, PluginError } from "../core/errors.ts";
-import { readFileNoFollow, removeStaleTempFiles, syncDirectory, writeFileAtomic } from "../system/atomic-file.ts";
+import { readFileNoFollow, removeStaleTempFiles, type StagedFile, stageFile } from "../system/atomic-file.ts";
+import { type FsSteps, POOLED } from "../system/fs-steps.ts";
 
 export interface MetadataStoreOptions {
   /** File mode of metadata files. */
@@ -20,6 +21,19 @@ export interface MetadataStoreOptions {
    * swapped for a symlink while serving would send our writes outside the root.
    */
   guardDirs?: string[];
+  /** BLOCKING when the directory is on a local filesystem (see FsSteps); default POOLED. */
+  steps?: FsSteps;
+}
+
+/** A record written but not yet in place (see MetadataStore.stage). */
+export type StagedRecord = StagedFile;
+
+/** Waits for two stagings started together; if either failed, discards the other and throws. */
+export async function bothStaged<A extends StagedRecord | undefined, B extends StagedRecord | undefined>(a: Promise<A>, b: Promise<B>): Promise<[A, B]> {
+  const [first, second] = await Promise.allSettled([a, b]);
+  if (first.status === "fulfilled" && second.status === "fulfilled") return [first.value, second.value];
+  for (const result of [first, second]) if (result.status === "fulfilled") await result.value?.discard();
+  throw first.status === "rejected" ? first.reason : (second as PromiseRejectedResult).reason;
 }
 
 /** Files read at once while loading the index: enough to hide latency, few enough for NFS. */
@@ -85,27 +99,58 @@ export class MetadataStore<T> {
     return this.index.get(name);
   }
 
+  private get steps(): FsSteps {
+    return this.options.steps ?? POOLED;
+  }
+
   private async verifyDirectories(): Promise<void> {
-    for (const dir of this.options.guardDirs ?? [this.dir]) await requireRealDirectory(dir);
+    for (const dir of this.options.guardDirs ?? [this.dir]) await requireRealDirectory(dir, this.steps);
   }
 
   async write(name: string, value: T): Promise<void> {
-    await this.verifyDirectories();
-    try {
-      await writeFileAtomic(join(this.dir, name), `${JSON.stringify(value)}\n`, this.options.mode);
-    } catch (error) {
-      throw metadataError(`cannot write metadata of volume ${JSON.stringify(name)}`, error, name);
-    }
-    this.touched?.add(name);
-    this.index.set(name, value);
-    this.changes++;
+    await (await this.stage(name, value)).commit();
   }
 
-  async delete(name: string): Promise<void> {
+  /**
+   * The record's file is written (and fsynced) now and renamed into place by `commit`,
+   * which also updates the index. Two records of one operation staged together wait for
+   * the disk once (see stageFile).
+   */
+  async stage(name: string, value: T): Promise<StagedRecord> {
+    const failed = (error: unknown) => metadataError(`cannot write metadata of volume ${JSON.stringify(name)}`, error, name);
+    await this.verifyDirectories();
+    let staged: StagedFile;
+    try {
+      staged = await stageFile(join(this.dir, name), `${JSON.stringify(value)}\n`, this.options.mode, { steps: this.steps });
+    } catch (error) {
+      throw failed(error);
+    }
+    return {
+      commit: async () => {
+        try {
+          await this.verifyDirectories();
+          await staged.commit();
+        } catch (error) {
+          await staged.discard();
+          throw error instanceof PluginError ? error : failed(error);
+        }
+        this.touched?.add(name);
+        this.index.set(name, value);
+        this.changes++;
+      },
+      discard: () => staged.discard(),
+    };
+  }
+
+  /**
+   * `durable: false` leaves the unlink to the next fsync of the directory, for a record
+   * whose return after a power cut is harmless (one that start finishes or rolls back).
+   */
+  async delete(name: string, { durable = true } = {}): Promise<void> {
     await this.verifyDirectories();
     try {
-      await unlink(join(this.dir, name));
-      await syncDirectory(this.dir);
+      await this.steps.unlink(join(this.dir, name));
+      if (durable) await this.steps.syncDirectory(this.dir);
     } catch (error) {
       if (errnoCode(error) !== "ENOENT") {
         throw metadataError(`cannot delete metadata of volume ${JSON.stringify(name)}`, error, name);
@@ -198,8 +243,8 @@ export class MetadataStore<T> {
 }
 
 /** Throws unless `path` is a directory itself (not a symlink to one). */
-export async function requireRealDirectory(path: string): Promise<void> {
-  const info = await lstat(path);
+export async function requireRealDirectory(path: string, steps: FsSteps = POOLED): Promise<void> {
+  const info = await steps.lstat(path);
   if (info.isSymbolicLink() || !info.isDirectory()) {
     throw new PluginError("BACKEND_FAILED", `${path} must be a directory, not a symlink or file`);
   }

@@ -1,7 +1,8 @@
 import { constants } from "node:fs";
-import { link, lstat, open, readdir, readFile, rename, unlink } from "node:fs/promises";
+import { link, lstat, open, readdir, readFile, unlink } from "node:fs/promises";
 import { hostname } from "node:os";
 import { dirname, join } from "node:path";
+import { type FsSteps, POOLED } from "./fs-steps.ts";
 
 /** Temporary files name their host and process, so leftovers can be told apart on a shared root. */
 const TMP_PREFIX = ".tmp-";
@@ -23,31 +24,56 @@ function tempPathBeside(path: string): string {
  * Replaces `path` with `data` so that readers (on this host or, on a shared filesystem,
  * any other) see either the old or the new content, never a torn one, and so that the
  * new content survives a crash once this returns: write a temporary file in the same
- * directory, fsync it, rename it over the target, fsync the directory. `durable: false`
- * skips both fsyncs, for files whose loss in a crash of this host is harmless.
+ * directory, fsync it, rename it over the target, fsync the directory (shared with
+ * concurrent writers, see FsSteps.syncDirectory). `durable: false` skips both fsyncs,
+ * for files whose loss in a crash of this host is harmless. `steps` may be BLOCKING for
+ * a directory on a local filesystem (see FsSteps).
  */
-export async function writeFileAtomic(path: string, data: string, mode: number, options: { durable?: boolean } = {}): Promise<void> {
+export async function writeFileAtomic(path: string, data: string, mode: number, options: AtomicWriteOptions = {}): Promise<void> {
+  await (await stageFile(path, data, mode, options)).commit();
+}
+
+export interface AtomicWriteOptions {
+  durable?: boolean;
+  steps?: FsSteps;
+}
+
+/** The first half of writeFileAtomic: the new content sits (fsynced) beside `path`. */
+export interface StagedFile {
+  /** The second half: renames it over `path`, then waits for the directory's fsync. */
+  commit(): Promise<void>;
+  /** Deletes it instead; harmless after a commit or a failed commit. */
+  discard(): Promise<void>;
+}
+
+/**
+ * Writes the temporary file of a writeFileAtomic now and renames it later: two files an
+ * operation writes one after the other are staged together, so their fsyncs wait for
+ * the disk once instead of twice.
+ */
+export async function stageFile(path: string, data: string, mode: number, options: AtomicWriteOptions = {}): Promise<StagedFile> {
   const durable = options.durable ?? true;
-  const dir = dirname(path);
+  const steps = options.steps ?? POOLED;
   const tmp = tempPathBeside(path);
-  const handle = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);
+  const discard = () => steps.unlink(tmp).catch(() => {});
   try {
-    await handle.writeFile(data);
-    await handle.chmod(mode);
-    if (durable) await handle.sync();
+    await steps.createFile(tmp, data, mode, durable);
   } catch (error) {
-    await handle.close();
-    await unlink(tmp).catch(() => {});
+    await discard();
     throw error;
   }
-  await handle.close();
-  try {
-    await rename(tmp, path);
-  } catch (error) {
-    await unlink(tmp).catch(() => {});
-    throw error;
-  }
-  if (durable) await syncDirectory(dir);
+  return {
+    async commit() {
+      try {
+        await steps.rename(tmp, path);
+      } catch (error) {
+        await discard();
+        throw error;
+      }
+      if (durable) await steps.syncDirectory(dirname(path));
+    },
+    discard,
+  };
 }
 
 /**
@@ -74,16 +100,6 @@ export async function createFileExclusive(path: string, data: string, mode: numb
     throw error;
   } finally {
     await unlink(tmp).catch(() => {});
-  }
-}
-
-/** Makes a rename or unlink in `dir` durable. */
-export async function syncDirectory(dir: string): Promise<void> {
-  const handle = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
   }
 }
 

@@ -1,17 +1,14 @@
 import { PluginError } from "../../core/errors.ts";
 import type { VolumeOptions } from "../../core/types.ts";
 import { resolveAccountId } from "../../system/accounts.ts";
+import type { OwnerAndMode } from "../../system/fs-steps.ts";
 import { parseMode } from "../option-values.ts";
 
 /** Options the posix backend accepts at create. */
 export const POSIX_OPTION_NAMES = ["user", "group", "mode"] as const;
 
 /** Owner and permissions to give a new volume's root directory. */
-export interface Ownership {
-  uid?: number;
-  gid?: number;
-  mode?: number;
-}
+export type Ownership = OwnerAndMode;
 
 /** Parses `user`, `group` (name or numeric id) and `mode` (octal, at most 07777). */
 export async function parseOwnership(options: VolumeOptions, volume: string): Promise<Ownership> {

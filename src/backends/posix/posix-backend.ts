@@ -1,12 +1,13 @@
-import { mkdir, readdir, realpath, rename, rm, rmdir, stat } from "node:fs/promises";
+import { mkdir, readdir, realpath, rm, rmdir, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { errnoCode, messageOf, PluginError } from "../../core/errors.ts";
 import type { Backend, Scope, StorageHealth, VolumeOptions, VolumeRecord, VolumeSummary } from "../../core/types.ts";
 import type { MountMonitor } from "../../system/mount-health.ts";
-import { hostIdentity, syncDirectory } from "../../system/atomic-file.ts";
+import { hostIdentity } from "../../system/atomic-file.ts";
+import { type FsSteps, fsStepsFor, POOLED } from "../../system/fs-steps.ts";
 import { isLocalTree } from "../../system/mountinfo.ts";
 import { crashPoint } from "../../system/crash-point.ts";
-import { MetadataStore, requireRealDirectory } from "../metadata-store.ts";
+import { bothStaged, MetadataStore, requireRealDirectory, type StagedRecord } from "../metadata-store.ts";
 import { type Ownership, parseOwnership, POSIX_OPTION_NAMES } from "./options.ts";
 import { isInterruptedCreate, type PosixVolumeMeta } from "./volume-meta.ts";
 import {
@@ -53,6 +54,8 @@ export class PosixBackend implements Backend {
   private root = "";
   private meta!: MetadataStore<PosixVolumeMeta>;
   private trashDir = "";
+  /** How filesystem steps run: BLOCKING once init found a local tree (see FsSteps). */
+  private steps: FsSteps = POOLED;
   private listed: { generation: number; volumes: VolumeSummary[] } | undefined;
   /** The root and every mount below it were local filesystems at start (see checkLocal). */
   private localTree = false;
@@ -73,6 +76,7 @@ export class PosixBackend implements Backend {
     this.root = root;
     this.rootSlash = root.endsWith("/") ? root : `${root}/`;
     this.listed = undefined;
+    this.steps = fsStepsFor(this.localTree);
     // With --scope global every host sharing the root writes here: read through to disk.
     // A local root has one writer, this process, and its index is the truth.
     this.meta = new MetadataStore(join(root, CONTROL_DIR, "volumes"), {
@@ -81,6 +85,7 @@ export class PosixBackend implements Backend {
       refreshMs: this.indexRefreshMs,
       lookupTimeoutMs: READ_TIMEOUT_MS,
       guardDirs: [join(root, CONTROL_DIR), join(root, CONTROL_DIR, "volumes")],
+      steps: this.steps,
     });
     this.trashDir = join(root, CONTROL_DIR, "trash");
   }
@@ -99,9 +104,11 @@ export class PosixBackend implements Backend {
     try {
       await mkdir(this.root, { recursive: true, mode: 0o755 });
       // Hand the engine canonical paths, whatever symlinks lead to the root.
-      this.setRoot(await realpath(this.root));
+      const real = await realpath(this.root);
+      // Known before the metadata store is made: on a local tree its steps may block.
+      this.localTree = await isLocalTree(real);
+      this.setRoot(real);
       await requireRealDirectory(this.root);
-      this.localTree = await isLocalTree(this.root);
       if (this.localTree) this.monitor?.markLocal((await stat(this.root)).dev);
       await mkdir(join(this.root, CONTROL_DIR), { mode: 0o755 }).catch(ignoreExists);
       await requireRealDirectory(join(this.root, CONTROL_DIR));
@@ -201,12 +208,28 @@ export class PosixBackend implements Backend {
       state: "creating",
       creator: { host: hostIdentity(), pid: process.pid },
     };
-    if (existing?.state !== "creating") await this.meta.write(name, record);
+    const { creator: _, ...ready } = record;
+    // Both records' files are written and fsynced at once, before either is renamed into
+    // place: the Create waits for the disk three times instead of four.
+    const [creating, done] = await bothStaged(
+      existing?.state !== "creating" ? this.meta.stage(name, record) : Promise.resolve(undefined),
+      this.meta.stage(name, { ...ready, state: "ready" }),
+    );
+    try {
+      await creating?.commit();
+      await this.makeDirectory(name, ownership, done);
+    } catch (error) {
+      await done.discard();
+      throw error;
+    }
+  }
 
+  /** Makes (or adopts) the volume's directory, then puts its staged "ready" record in place. */
+  private async makeDirectory(name: string, ownership: Ownership, ready: StagedRecord): Promise<void> {
     const dir = this.pathOf(name);
     let made = true;
     try {
-      await mkdir(dir, { mode: 0o755 });
+      await this.steps.mkdir(dir, 0o755);
     } catch (error) {
       if (errnoCode(error) !== "EEXIST") {
         await this.meta.delete(name).catch(() => {});
@@ -225,9 +248,8 @@ export class PosixBackend implements Backend {
     try {
       // mkdir's 0755 is cut by the umask (the unit's UMask=0077 would leave 0700, which
       // non-root containers cannot enter); a directory we made gets the documented mode.
-      await applyOwnership(dir, made && ownership.mode === undefined ? { ...ownership, mode: 0o755 } : ownership);
-      const { creator: _, ...ready } = record;
-      await this.meta.write(name, { ...ready, state: "ready" });
+      await applyOwnership(dir, made && ownership.mode === undefined ? { ...ownership, mode: 0o755 } : ownership, this.steps);
+      await ready.commit();
     } catch (error) {
       if (made) await rmdir(dir).catch(() => {});
       await this.meta.delete(name).catch(() => {});
@@ -257,12 +279,12 @@ export class PosixBackend implements Backend {
     let moved = false;
     try {
       // The trash must still be ours: a symlink swapped in would carry the data out of the root.
-      await requireRealDirectory(join(this.root, CONTROL_DIR));
-      await requireRealDirectory(this.trashDir);
+      await requireRealDirectory(join(this.root, CONTROL_DIR), this.steps);
+      await requireRealDirectory(this.trashDir, this.steps);
       renaming = true;
-      await rename(this.pathOf(name), trashed);
+      await this.steps.rename(this.pathOf(name), trashed);
       moved = true;
-      await syncDirectory(this.root);
+      await this.steps.syncDirectory(this.root);
     } catch (error) {
       // The data went already (by a crashed Remove, or another host): only the record is
       // left. Only the rename's own ENOENT says so: a missing trash says nothing of the data.
@@ -275,14 +297,28 @@ export class PosixBackend implements Backend {
       }
     }
     crashPoint("posix-remove:trashed");
-    await this.meta.delete(name);
+    // Not fsynced: the durable "removing" record already decided this Remove, and the
+    // data is durably in the trash. If a power cut brings the record back, start finishes
+    // the Remove once more (nothing left to move). The next write to the directory makes
+    // the unlink durable anyway.
+    await this.meta.delete(name, { durable: false });
     if (moved && deleteNow) {
       try {
-        await rm(trashed, { recursive: true, force: true });
+        await this.deleteTrashed(trashed);
       } catch (error) {
         // The volume is gone already; what is left in the trash is deleted at next start.
         throw backendError(`volume removed, but deleting its data in ${trashed} failed`, error, name);
       }
+    }
+  }
+
+  /** An empty volume (the common case) goes in one step; anything else through the recursive rm. */
+  private async deleteTrashed(trashed: string): Promise<void> {
+    try {
+      await this.steps.rmdir(trashed);
+    } catch {
+      // Not empty, or a symlink (rm deletes the link, never its target): the full walk.
+      await rm(trashed, { recursive: true, force: true });
     }
   }
 

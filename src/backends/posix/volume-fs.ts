@@ -1,6 +1,7 @@
-import { constants, lstatSync, type Stats } from "node:fs";
-import { lstat, open } from "node:fs/promises";
+import { lstatSync, type Stats } from "node:fs";
+import { lstat } from "node:fs/promises";
 import { errnoCode, messageOf, PluginError } from "../../core/errors.ts";
+import { type FsSteps, POOLED } from "../../system/fs-steps.ts";
 import type { Ownership } from "./options.ts";
 
 /** Filesystem steps of the posix backend that never follow a symlink out of the root. */
@@ -48,18 +49,9 @@ function checkVolumeDirectory(dir: string, name: string, info: Stats): void {
 }
 
 /** chown/chmod through a descriptor opened without following symlinks. */
-export async function applyOwnership(dir: string, ownership: Ownership): Promise<void> {
+export async function applyOwnership(dir: string, ownership: Ownership, steps: FsSteps = POOLED): Promise<void> {
   if (ownership.uid === undefined && ownership.gid === undefined && ownership.mode === undefined) return;
-  const handle = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
-  try {
-    if (ownership.uid !== undefined || ownership.gid !== undefined) {
-      await handle.chown(ownership.uid ?? -1, ownership.gid ?? -1);
-    }
-    // After chown: it clears setuid/setgid bits, which the mode may ask for.
-    if (ownership.mode !== undefined) await handle.chmod(ownership.mode);
-  } finally {
-    await handle.close();
-  }
+  await steps.setOwnerAndMode(dir, ownership);
 }
 
 /**
