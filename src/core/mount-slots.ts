@@ -1,4 +1,4 @@
-import { chmodSync, closeSync, existsSync, openSync, renameSync, statSync, writeSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, openSync, readSync, renameSync, statSync, truncateSync, writeSync } from "node:fs";
 
 /**
  * The live mount references of one host, in a file mapped into memory (MAP_SHARED).
@@ -20,7 +20,9 @@ import { chmodSync, closeSync, existsSync, openSync, renameSync, statSync, write
  *
  * One process owns the file; MountRefs holds the state directory's lock before opening it.
  * The file only ever grows (zeros written with write(), so its blocks exist before they
- * are mapped: a full disk fails the write with ENOSPC instead of faulting a store).
+ * are mapped: a full disk fails the write with ENOSPC instead of faulting a store). A
+ * process killed inside that write leaves a tail shorter than one slot, all zeros and
+ * never mapped as a slot: open cuts it off again.
  */
 
 const MAGIC = "DQPMNT01";
@@ -66,6 +68,7 @@ export class MountSlots {
   static open(file: string, bootId: string, seed: readonly [volume: string, mountId: string, count: number][] = []): { slots: MountSlots; entries: SlotEntry[] } {
     const slots = new MountSlots(file);
     const size = existsSync(file) ? statSync(file).size : 0;
+    if (size > HEADER_BYTES) cutInterruptedGrowth(file, size);
     if (size === 0 || !slots.map().matchesBoot(bootId)) {
       slots.writeFresh(bootId, seed);
       slots.map();
@@ -218,6 +221,20 @@ export class MountSlots {
     if (read !== text.length) throw new Error(`${what} is longer than ${limit} bytes`);
     return written;
   }
+}
+
+/** Cuts off a zero tail shorter than one slot (an interrupted grow); any other tail stays for map() to refuse. */
+function cutInterruptedGrowth(file: string, size: number): void {
+  const whole = size - ((size - HEADER_BYTES) % SLOT_BYTES);
+  if (whole === size) return;
+  const tail = new Uint8Array(size - whole);
+  const fd = openSync(file, "r");
+  try {
+    readSync(fd, tail, 0, tail.byteLength, whole);
+  } finally {
+    closeSync(fd);
+  }
+  if (tail.every((byte) => byte === 0)) truncateSync(file, whole);
 }
 
 function bootIdBytes(bootId: string): Uint8Array {

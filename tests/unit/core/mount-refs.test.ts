@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
-import { chmodSync, copyFileSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { appendFileSync, chmodSync, copyFileSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { currentBootId, MountRefs, type MountRefsOptions } from "../../../src/core/mount-refs.ts";
 import { makeTempDir, removeTempDir } from "../../support/tmp.ts";
@@ -282,6 +282,30 @@ describe("MountRefs", () => {
     refs.add("w", "fresh");
     closeRefs(refs);
     expect(openRefs().snapshot()).toEqual(new Map([["w", 1]]));
+  });
+
+  test("a growth cut short by a kill (a zero tail shorter than one slot) is dropped, every count kept", () => {
+    const first = openRefs();
+    first.add("v", "id");
+    first.add("v", "id2");
+    closeRefs(first);
+    const slots = join(stateDir, "mounts.slots");
+    const whole = statSync(slots).size;
+    appendFileSync(slots, new Uint8Array(700));
+    const moved: string[] = [];
+    const refs = openRefs({ onQuarantine: (_from, to) => moved.push(to) });
+    expect(moved).toEqual([]);
+    expect(statSync(slots).size).toBe(whole);
+    expect(refs.snapshot()).toEqual(new Map([["v", 2]]));
+    closeRefs(refs);
+  });
+
+  test("a tail shorter than one slot that is not zeros is damage, not growth", () => {
+    closeRefs(openRefs());
+    appendFileSync(join(stateDir, "mounts.slots"), new Uint8Array(700).fill(7));
+    const moved: string[] = [];
+    closeRefs(openRefs({ onQuarantine: (_from, to) => moved.push(to) }));
+    expect(moved).toHaveLength(1);
   });
 
   test("an empty slot table (what a power cut may leave) starts afresh without a quarantine", () => {
