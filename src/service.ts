@@ -29,8 +29,19 @@ export interface RunningService {
   stop(): Promise<void>;
 }
 
-/** Wires backend, state, driver, router and socket: everything `serve` runs. */
-export async function startService(config: ServeConfig, log: Logger): Promise<RunningService> {
+/** A stop was asked for before the service was serving; what had started is stopped again. */
+export class StoppedWhileStarting extends Error {
+  constructor(readonly signal: string) {
+    super(`received ${signal} while starting`);
+  }
+}
+
+/**
+ * Wires backend, state, driver, router and socket: everything `serve` runs. `stopRequested`
+ * resolves with the signal's name: a stop asked for while the index still loads (storage
+ * may hang there indefinitely) ends the start, closes the socket and throws StoppedWhileStarting.
+ */
+export async function startService(config: ServeConfig, log: Logger, stopRequested: Promise<string> = new Promise(() => {})): Promise<RunningService> {
   const gid = await requireSocketGroup(config.socketGroup);
 
   // A second plugin on the same socket would otherwise wait 5 s for the state database
@@ -56,50 +67,51 @@ export async function startService(config: ServeConfig, log: Logger): Promise<Ru
     loaded = true;
   });
   loading.catch(() => {});
-  const shared = (config.scope ?? backend.scope) === "global";
-  if (shared) {
+  // What a stop or a failure while starting undoes, newest first.
+  let health: HealthTracker | undefined;
+  let driver: Driver | undefined;
+  let listener: Listener | undefined;
+  const undo = async (): Promise<void> => {
+    // A backend is closed after its load ends, unless a stop says not to wait for it.
+    await Promise.race([loading, stopped]).catch(() => {});
+    health?.stop();
+    await listener?.stop();
+    await driver?.stopClaims();
+    refs.close();
+    await closeBackend(backend, log);
+  };
+  const stopped = stopRequested.then((signal) => {
+    throw new StoppedWhileStarting(signal);
+  });
+  stopped.catch(() => {});
+  /** Waits for `step` unless a stop comes first; either failure undoes the start. */
+  const startStep = async <T>(step: Promise<T>): Promise<T> => {
     try {
-      await loading;
+      return await Promise.race([step, stopped]);
     } catch (error) {
-      refs.close();
-      await backend.close();
+      await undo();
+      if (error instanceof ListenError) throw new UsageError(error.message);
       throw error;
     }
-  }
+  };
+
+  const shared = (config.scope ?? backend.scope) === "global";
+  if (shared) await startStep(loading);
   const pending = () => (loaded ? undefined : withDeadline(loading, config.timeoutMs, "loading the volume index"));
   const claims = shared ? createClaims(config, backend, log) : undefined;
-  const driver = new Driver(backend, refs, { timeoutMs: config.timeoutMs, scope: config.scope, claims });
-  const health = new HealthTracker(backendDependencies(backend), (name, now) => {
+  driver = new Driver(backend, refs, { timeoutMs: config.timeoutMs, scope: config.scope, claims });
+  health = new HealthTracker(backendDependencies(backend), (name, now) => {
     if (now.ok) log.info(`${name} is ${now.state} again`, { dependency: name });
     else log.error(`${name} is ${now.state}: ${now.detail}`, { dependency: name });
   });
   const app = createApp(driver, log.withTag("protocol"), health, pending);
-  let listener: Listener;
-  try {
-    // Before the socket opens: a restarted host re-claims the mounts it recorded before
-    // it answers anything, so its containers' volumes are never unclaimed while it runs.
-    await driver.startClaims();
-    listener = await openListener(config, app.fetch, gid);
-  } catch (error) {
-    await loading.catch(() => {});
-    health.stop();
-    await driver.stopClaims();
-    refs.close();
-    await backend.close();
-    if (error instanceof ListenError) throw new UsageError(error.message);
-    throw error;
-  }
-  try {
-    await loading;
-  } catch (error) {
-    health.stop();
-    await listener.stop();
-    await driver.stopClaims();
-    refs.close();
-    await backend.close();
-    throw error;
-  }
+  // Before the socket opens: a restarted host re-claims the mounts it recorded before
+  // it answers anything, so its containers' volumes are never unclaimed while it runs.
+  await startStep(driver.startClaims());
+  listener = await startStep(openListener(config, app.fetch, gid));
+  await startStep(loading);
 
+  const running = { driver, health, listener };
   let stopping: Promise<void> | undefined;
   return {
     driver,
@@ -107,18 +119,22 @@ export async function startService(config: ServeConfig, log: Logger): Promise<Ru
     address: listener.address,
     stop() {
       stopping ??= (async () => {
-        health.stop();
-        await listener.stop();
-        await driver.stopClaims();
+        running.health.stop();
+        await running.listener.stop();
+        await running.driver.stopClaims();
         refs.close();
-        // Storage may hang; a SIGTERM must still end the process (systemd would SIGKILL it).
-        await withDeadline(backend.close(), CLOSE_BOUND_MS, "closing the backend").catch((error: unknown) =>
-          log.warn(`stopped without waiting for the backend: ${messageOf(error)}`),
-        );
+        await closeBackend(backend, log);
       })();
       return stopping;
     },
   };
+}
+
+/** Storage may hang; a SIGTERM must still end the process (systemd would SIGKILL it). */
+async function closeBackend(backend: Backend, log: Logger): Promise<void> {
+  await withDeadline(backend.close(), CLOSE_BOUND_MS, "closing the backend").catch((error: unknown) =>
+    log.warn(`stopped without waiting for the backend: ${messageOf(error)}`),
+  );
 }
 
 /** Claims only matter where other hosts share the volumes (global scope on shared storage). */

@@ -1,7 +1,7 @@
 import { defineCommand } from "citty";
 import { createLogger } from "../logging.ts";
 import { redactUrl } from "../quobyte/rpc-client.ts";
-import { startService } from "../service.ts";
+import { type RunningService, startService, StoppedWhileStarting } from "../service.ts";
 import { DEFAULT_ENGINE_SOCKET, engineSocketFromFlag, startEngineNudge } from "../system/engine-nudge.ts";
 import { assertKnownArgs, backendArgs, claimArgs, commonArgs, configFromArgs, nameArg } from "./args.ts";
 import { waitForShutdownSignal } from "./signals.ts";
@@ -54,7 +54,15 @@ export default defineCommand({
     // Listening for the signal first: the socket answers while the backend still loads,
     // and a stop requested then must still remove it.
     const stopRequested = waitForShutdownSignal();
-    const service = await startService(config, log);
+    let service: RunningService;
+    try {
+      service = await startService(config, log, stopRequested);
+    } catch (error) {
+      if (!(error instanceof StoppedWhileStarting)) throw error;
+      // Storage that hangs the index load must not hold a stop: the socket is gone again.
+      log.info(`${error.message}; stopped before serving`);
+      return;
+    }
     log.info(`serving driver ${JSON.stringify(config.driverName)} on ${service.address}`, {
       backend: config.backend,
       path: config.path,
