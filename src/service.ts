@@ -8,12 +8,13 @@ import { MountRefs } from "./core/mount-refs.ts";
 import type { Backend } from "./core/types.ts";
 import type { Logger } from "./logging.ts";
 import { backendDependencies, HealthTracker } from "./core/health.ts";
-import { createApp } from "./protocol/app.ts";
+import { createApp, type RequestActivity } from "./protocol/app.ts";
 import { type Listener, openListener } from "./protocol/open-listener.ts";
 import { inheritedListenFd } from "./protocol/activation.ts";
 import { ListenError } from "./protocol/tcp-listener.ts";
 import { socketIsLive } from "./protocol/unix-listener.ts";
 import { requireSocketGroup } from "./system/accounts.ts";
+import { IdleCollector } from "./system/idle-collector.ts";
 import { UsageError } from "./config.ts";
 
 /** How long a stop waits for the backend after the drain: the whole stop is the drain bound plus this. */
@@ -104,13 +105,15 @@ export async function startService(config: ServeConfig, log: Logger, stopRequest
     if (now.ok) log.info(`${name} is ${now.state} again`, { dependency: name });
     else log.error(`${name} is ${now.state}: ${now.detail}`, { dependency: name });
   });
-  const app = createApp(driver, log.withTag("protocol"), health, pending);
+  const activity: RequestActivity = { requests: 0 };
+  const app = createApp(driver, log.withTag("protocol"), health, pending, activity);
   // Before the socket opens: a restarted host re-claims the mounts it recorded before
   // it answers anything, so its containers' volumes are never unclaimed while it runs.
   await startStep(driver.startClaims());
   listener = await startStep(openListener(config, app.fetch, gid));
   await startStep(loading);
 
+  const idle = new IdleCollector({ activity: () => activity.requests }).start();
   const running = { driver, health, listener };
   let stopping: Promise<void> | undefined;
   return {
@@ -119,6 +122,7 @@ export async function startService(config: ServeConfig, log: Logger, stopRequest
     address: listener.address,
     stop() {
       stopping ??= (async () => {
+        idle.stop();
         running.health.stop();
         await running.listener.stop();
         await running.driver.stopClaims();

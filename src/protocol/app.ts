@@ -81,6 +81,11 @@ function nameForLog(body: Body | undefined): string | undefined {
   return typeof body?.Name === "string" ? body.Name.slice(0, 256) : undefined;
 }
 
+/** Volume requests served so far (each request's log id); the caller may read it. */
+export interface RequestActivity {
+  requests: number;
+}
+
 /**
  * The protocol router: Plugin.Activate plus the VolumeDriver table over one driver.
  * `pending` says what a request must wait for while the backend is still loading (undefined
@@ -91,10 +96,10 @@ export function createApp(
   log: Logger,
   health = new HealthTracker(backendDependencies(driver.backend)),
   pending: () => Promise<void> | undefined = () => undefined,
+  activity: RequestActivity = { requests: 0 },
 ): Hono {
   const app = new Hono({ getPath: pathOf });
   const metrics = new Metrics();
-  let requestCount = 0;
 
   // Activate has an empty body and must always answer at once.
   app.post("/Plugin.Activate", () => {
@@ -105,7 +110,7 @@ export function createApp(
   for (const [method, call] of Object.entries(ENDPOINTS)) {
     app.post(`/${method}`, async (c) => {
       const started = performance.now();
-      const id = ++requestCount;
+      const id = ++activity.requests;
       let body: Body | undefined;
       try {
         const loading = pending();

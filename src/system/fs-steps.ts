@@ -24,8 +24,7 @@ export interface OwnerAndMode {
  * to the pool (a Create and a Remove take some twenty steps). fsync goes to the pool in
  * both: it waits for the disk, and the loop must not. The price, measured: while other
  * Creates and Removes fsync, a blocking rename or open waits for the journal (~0.1 ms
- * on average), and requests behind it wait too; the mount-reference store's SQLite
- * writes already block the loop the same way.
+ * on average), and requests behind it wait too.
  */
 export interface FsSteps {
   lstat(path: string): Promise<Stats>;
