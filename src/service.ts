@@ -68,6 +68,10 @@ export async function startService(config: ServeConfig, log: Logger, stopRequest
     loaded = true;
   });
   loading.catch(() => {});
+  const stopped = stopRequested.then((signal) => {
+    throw new StoppedWhileStarting(signal);
+  });
+  stopped.catch(() => {});
   // What a stop or a failure while starting undoes, newest first.
   let health: HealthTracker | undefined;
   let driver: Driver | undefined;
@@ -81,10 +85,6 @@ export async function startService(config: ServeConfig, log: Logger, stopRequest
     refs.close();
     await closeBackend(backend, log);
   };
-  const stopped = stopRequested.then((signal) => {
-    throw new StoppedWhileStarting(signal);
-  });
-  stopped.catch(() => {});
   /** Waits for `step` unless a stop comes first; either failure undoes the start. */
   const startStep = async <T>(step: Promise<T>): Promise<T> => {
     try {
@@ -114,6 +114,7 @@ export async function startService(config: ServeConfig, log: Logger, stopRequest
   await startStep(loading);
 
   const idle = new IdleCollector({ activity: () => activity.requests }).start();
+  // Narrowed copies for stop(): the variables above stay `| undefined` for TypeScript.
   const running = { driver, health, listener };
   let stopping: Promise<void> | undefined;
   return {
