@@ -85,10 +85,10 @@ export async function startService(config: ServeConfig, log: Logger, stopRequest
     refs.close();
     await closeBackend(backend, log);
   };
-  /** Waits for `step` unless a stop comes first; either failure undoes the start. */
-  const startStep = async <T>(step: Promise<T>): Promise<T> => {
+  /** Waits for `step`, unless a stop comes first and `stoppable`; either failure undoes the start. */
+  const startStep = async <T>(step: Promise<T>, stoppable = true): Promise<T> => {
     try {
-      return await Promise.race([step, stopped]);
+      return await (stoppable ? Promise.race([step, stopped]) : step);
     } catch (error) {
       await undo();
       if (error instanceof ListenError) throw new UsageError(error.message);
@@ -110,7 +110,9 @@ export async function startService(config: ServeConfig, log: Logger, stopRequest
   // Before the socket opens: a restarted host re-claims the mounts it recorded before
   // it answers anything, so its containers' volumes are never unclaimed while it runs.
   await startStep(driver.startClaims());
-  listener = await startStep(openListener(config, app.fetch, gid));
+  // Not cut short by a stop: opening the socket is local and quick, and a socket that
+  // opened after the stop was taken would be left behind, listening.
+  listener = await startStep(openListener(config, app.fetch, gid), false);
   await startStep(loading);
 
   const idle = new IdleCollector({ activity: () => activity.requests }).start();
