@@ -118,15 +118,25 @@ export function startPlugin(dirs: PluginDirs): Promise<Served> {
   return serve(pluginArgv(dirs), dirs.socket, dirs.logPath);
 }
 
+/** The compile flags of package.json's "build" script: from `--compile` up to `--outfile`. */
+function pluginBuildFlags(): string[] {
+  const script = (JSON.parse(readFileSync(join(REPO, "package.json"), "utf8")) as { scripts: { build: string } }).scripts.build;
+  const words = script.split(/\s+/);
+  const from = words.indexOf("--compile");
+  const to = words.indexOf("--outfile");
+  if (from < 0 || to < from) throw new Error(`package.json "build" is not "bun build ... --compile ... --outfile ...": ${script}`);
+  return words.slice(from, to);
+}
+
 /**
  * The floor as a standalone binary, compiled with the plugin's own flags (package.json
  * "build"), so that a startup figure compares our work with Bun's alone.
  */
 export function compileFloor(outfile: string): string {
-  const built = Bun.spawnSync(
-    [BUN, "build", join(import.meta.dir, "floor-server.ts"), "--compile", "--no-compile-autoload-dotenv", "--no-compile-autoload-bunfig", "--minify", "--bytecode", "--format=esm", "--outfile", outfile],
-    { stdout: "pipe", stderr: "pipe" },
-  );
+  const built = Bun.spawnSync([BUN, "build", join(import.meta.dir, "floor-server.ts"), ...pluginBuildFlags(), "--outfile", outfile], {
+    stdout: "pipe",
+    stderr: "pipe",
+  });
   if (built.exitCode !== 0) throw new Error(`compiling the floor failed: ${built.stderr.toString()}`);
   return outfile;
 }

@@ -338,8 +338,9 @@ export async function versusGo(options: { quick: boolean; tmp: string; parts?: r
     // restart on the same root and state. The compiled bare-Bun server (built with our
     // flags) is the third target: what Bun's own start costs on this machine right now.
     const startRoots = populatedRoots(tmp, "start", VOLUMES_AT_STARTUP);
+    let compiledFloor: string | undefined;
+    const floorBinary = () => (compiledFloor ??= compileFloor(join(tmp, "floor-compiled")));
     if (wants("startup")) {
-      const floorBinary = compileFloor(join(tmp, "floor-start-compiled"));
       const floorSocket = join(tmp, "floor-start.sock");
       const oursMs: number[] = [];
       const goMs: number[] = [];
@@ -351,7 +352,7 @@ export async function versusGo(options: { quick: boolean; tmp: string; parts?: r
         const b = await startGo(tools, tmp, "go-start", startRoots.go);
         goMs.push(b.readyMs);
         await stop(b.proc);
-        const c = await serve([floorBinary, floorSocket], floorSocket, join(tmp, "floor-start.log"));
+        const c = await serve([floorBinary(), floorSocket], floorSocket, join(tmp, "floor-start.log"));
         floorMs.push(c.readyMs);
         await stop(c.proc);
       }
@@ -374,20 +375,20 @@ export async function versusGo(options: { quick: boolean; tmp: string; parts?: r
       /** VmRSS split: the heap (RssAnon) and the executable's pages mapped in (RssFile). */
       const parts: Record<string, { anon: number; file: number }> = {};
       // The compiled bare-Bun server, answering the hot calls with one constant: Bun's own share.
-      const floorBinary = compileFloor(join(tmp, "floor-rss-compiled"));
       const floorSocket = join(tmp, "floor-rss.sock");
       for (const [name, start] of [
         ["ours", () => startOurs(tmp, "ours-start", startRoots.ours)],
         ["go", () => startGo(tools, tmp, "go-start", startRoots.go)],
-        ["floor", () => serve([floorBinary, floorSocket, floorBody], floorSocket, join(tmp, "floor-rss.log"))],
+        ["floor", () => serve([floorBinary(), floorSocket, floorBody], floorSocket, join(tmp, "floor-rss.log"))],
       ] as const) {
         const served = await start();
         try {
           await sendCalls(tools, tmp, served, "hot", RSS_REQUESTS);
           // Idle: past the plugin's idle collection (one quiet 1 s tick, so 1-2 s after the last request).
           await Bun.sleep(RSS_IDLE_MS);
-          rss[name] = (procStatusKb(served.pid, "VmRSS") * 1024) / 1e6;
-          parts[name] = { anon: (procStatusKb(served.pid, "RssAnon") * 1024) / 1e6, file: (procStatusKb(served.pid, "RssFile") * 1024) / 1e6 };
+          const mb = (field: string) => (procStatusKb(served.pid, field) * 1024) / 1e6;
+          rss[name] = mb("VmRSS");
+          parts[name] = { anon: mb("RssAnon"), file: mb("RssFile") };
         } finally {
           await stop(served.proc);
         }
