@@ -114,14 +114,15 @@ export class MetadataStore<T> {
   /**
    * The record's file is written (and fsynced) now and renamed into place by `commit`,
    * which also updates the index. Two records of one operation staged together wait for
-   * the disk once (see stageFile).
+   * the disk once (see stageFile). `durable: false` syncs neither: for a record whose
+   * operation an intent log makes durable.
    */
-  async stage(name: string, value: T): Promise<StagedRecord> {
+  async stage(name: string, value: T, { durable = true } = {}): Promise<StagedRecord> {
     const failed = (error: unknown) => metadataError(`cannot write metadata of volume ${JSON.stringify(name)}`, error, name);
     await this.verifyDirectories();
     let staged: StagedFile;
     try {
-      staged = await stageFile(join(this.dir, name), `${JSON.stringify(value)}\n`, this.options.mode, { steps: this.steps });
+      staged = await stageFile(join(this.dir, name), `${JSON.stringify(value)}\n`, this.options.mode, { steps: this.steps, durable });
     } catch (error) {
       throw failed(error);
     }

@@ -1,8 +1,9 @@
 import { Database } from "bun:sqlite";
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, renameSync } from "node:fs";
 import { join } from "node:path";
 import { messageOf, PluginError } from "./errors.ts";
 import { MountSlots, type SlotEntry, SlotsDamaged } from "./mount-slots.ts";
+import { currentBootId } from "../system/process-identity.ts";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS mounts (
@@ -21,15 +22,6 @@ export interface MountRefsOptions {
   bootId?: string;
   /** Called when a damaged database was moved aside. */
   onQuarantine?: (from: string, to: string, cause: unknown) => void;
-}
-
-/** The kernel's per-boot random id; mounts cannot outlive a reboot. */
-export function currentBootId(): string {
-  try {
-    return readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim();
-  } catch {
-    return "unknown";
-  }
 }
 
 /**

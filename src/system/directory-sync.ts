@@ -11,6 +11,26 @@ export async function fsyncDirectory(dir: string): Promise<void> {
   }
 }
 
+/**
+ * fsync of a file or directory, through a descriptor that refuses a symlink; nothing when
+ * it is gone (or a symlink now): there is nothing of ours left to make durable.
+ */
+export async function fsyncIfPresent(path: string): Promise<void> {
+  let handle: Awaited<ReturnType<typeof open>>;
+  try {
+    handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    if (code === "ENOENT" || code === "ELOOP") return;
+    throw error;
+  }
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
 const ignore = () => {};
 
 /**

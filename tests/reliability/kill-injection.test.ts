@@ -329,8 +329,9 @@ describe("SIGKILL at chosen syscalls (strace fault injection)", () => {
   }, 30_000);
 
   for (const [when, step] of [
-    [1, "at the rename of its 'removing' mark"],
-    [2, "after marking it 'removing', at the rename of its data into the trash"],
+    [1, "before its intent is recorded (at the creation of the intent log's segment)"],
+    [2, "after its intent is recorded, at the rename of its data into the trash"],
+    [3, "with its intent written but not yet synced (at the log's fdatasync)"],
   ] as const) {
     test(`a Remove killed ${step} leaves the volume whole, or finishes it at the next start`, async () => {
       await suite.startServing().then(async ({ child }) => {
@@ -340,8 +341,14 @@ describe("SIGKILL at chosen syscalls (strace fault injection)", () => {
         conn.close();
         expect(await children.stop(child, "SIGTERM")).toBe(0);
       });
-      // #1 is the first rename of the process (the metadata); #2 renames the directory.
-      const traced = await startKilledAt(RENAMES, when === 1 ? undefined : join(suite.layout.root, "half"));
+      // The clean stop above checkpointed the log: the next intent opens its first segment.
+      const segment = join(suite.layout.root, CONTROL_DIR, "journal", "1.log");
+      const traced =
+        when === 1
+          ? await startKilledAt("open,openat", segment)
+          : when === 2
+            ? await startKilledAt(RENAMES, join(suite.layout.root, "half"))
+            : await startKilledAt("fdatasync", segment);
       const conn = new EngineConn(suite.layout.socket);
       const cut = await conn.call("VolumeDriver.Remove", { Name: "half" });
       expect(cut).toMatchObject({ kind: "cut" });
@@ -358,7 +365,8 @@ describe("SIGKILL at chosen syscalls (strace fault injection)", () => {
         expect(got.json.Volume.Status.state).toBeUndefined();
         expect(await readFile(join(suite.layout.root, "half", "data"), "utf8")).toBe("precious");
       } else {
-        // The Remove was decided ("removing" is on disk): the start finished it.
+        // The Remove was decided (its intent is in the log; unsynced, it still is within
+        // this boot): the start finished it.
         expect(errCode(got.json)).toBe("VOLUME_NOT_FOUND");
         expect(inv.entries.has("half")).toBe(false);
         expect(inv.metadata.has("half")).toBe(false);
@@ -372,7 +380,7 @@ describe("SIGKILL at chosen syscalls (strace fault injection)", () => {
       expect([...done.entries.keys()]).toEqual([]);
       expect([...done.metadata.keys()]).toEqual([]);
       expect(done.trash).toEqual([]);
-      console.log(`[kill-injection] Remove killed at rename #${when}: temp files left in the metadata dir: ${done.metadataTemp.length}`);
+      console.log(`[kill-injection] Remove killed at step #${when}: temp files left in the metadata dir: ${done.metadataTemp.length}`);
     }, 30_000);
   }
 });

@@ -2,7 +2,8 @@ import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
 import { appendFileSync, chmodSync, copyFileSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { currentBootId, MountRefs, type MountRefsOptions } from "../../../src/core/mount-refs.ts";
+import { MountRefs, type MountRefsOptions } from "../../../src/core/mount-refs.ts";
+import { currentBootId } from "../../../src/system/process-identity.ts";
 import { makeTempDir, removeTempDir } from "../../support/tmp.ts";
 
 describe("MountRefs", () => {
