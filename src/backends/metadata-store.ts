@@ -144,6 +144,25 @@ export class MetadataStore<T> {
   }
 
   /**
+   * Writes a record that does not exist yet straight under its name, unsynced: for an
+   * operation an intent log makes durable, whose replay also deals with a record torn by
+   * a crash. One that exists (an older life's, or torn) is replaced atomically instead.
+   */
+  async writeUnsynced(name: string, value: T): Promise<void> {
+    await this.verifyDirectories();
+    const path = join(this.dir, name);
+    try {
+      await this.steps.createFile(path, `${JSON.stringify(value)}\n`, this.options.mode, false);
+    } catch (error) {
+      if (errnoCode(error) !== "EEXIST") throw metadataError(`cannot write metadata of volume ${JSON.stringify(name)}`, error, name);
+      return (await this.stage(name, value, { durable: false })).commit();
+    }
+    this.touched?.add(name);
+    this.index.set(name, value);
+    this.changes++;
+  }
+
+  /**
    * `durable: false` leaves the unlink to the next fsync of the directory, for a record
    * whose return after a power cut is harmless (one that start finishes or rolls back).
    */

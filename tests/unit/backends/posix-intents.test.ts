@@ -1,0 +1,176 @@
+import { describe, expect, test } from "bun:test";
+import { asPosixIntent, type PosixIntent, planReplay } from "../../../src/backends/posix/intents.ts";
+import type { PosixVolumeMeta } from "../../../src/backends/posix/volume-meta.ts";
+
+const T0 = "2024-01-01T00:00:00.000Z";
+const T1 = "2024-01-01T00:00:01.000Z";
+const T2 = "2024-01-01T00:00:02.000Z";
+
+function meta(createdAt: string, options: Record<string, string> = {}): PosixVolumeMeta {
+  return { version: 1, createdAt, options, state: "ready" };
+}
+
+const create = (name: string, createdAt: string, options: Record<string, string> = {}): PosixIntent => ({ op: "create", name, meta: meta(createdAt, options) });
+const remove = (name: string, createdAt: string): PosixIntent => ({ op: "remove", name, createdAt });
+const cancel = (name: string, of: "create" | "remove", createdAt: string): PosixIntent => ({ op: "cancel", name, of, createdAt });
+const records = (entries: Record<string, string> = {}): ReadonlyMap<string, string> => new Map(Object.entries(entries));
+
+describe("planReplay in the same boot (only each name's last intent can be unfinished)", () => {
+  const plan = (intents: PosixIntent[], recorded: ReadonlyMap<string, string>) => planReplay(intents, true, recorded);
+
+  test("a Create last, without its record, is rolled back", () => {
+    expect(plan([create("x", T1)], records())).toEqual([{ kind: "roll-back-create", name: "x" }]);
+  });
+
+  test("a Create last, with its record, finished: nothing to do", () => {
+    expect(plan([create("x", T1)], records({ x: T1 }))).toEqual([]);
+  });
+
+  test("a Remove last whose record (same createdAt) is still there is finished", () => {
+    expect(plan([create("y", T1), remove("y", T1)], records({ y: T1 }))).toEqual([{ kind: "finish-remove", name: "y" }]);
+  });
+
+  test("a Remove last whose record is gone finished: nothing to do", () => {
+    expect(plan([create("y", T1), remove("y", T1)], records())).toEqual([]);
+  });
+
+  test("a Remove last of another life than the record's does nothing", () => {
+    expect(plan([remove("y", T0)], records({ y: T1 }))).toEqual([]);
+  });
+
+  test("a cancel last does nothing, whatever came before it", () => {
+    expect(plan([create("x", T1), cancel("x", "create", T1)], records())).toEqual([]);
+    expect(plan([create("x", T1), remove("x", T1), cancel("x", "remove", T1)], records({ x: T1 }))).toEqual([]);
+    // The Remove before would be finished if it were last; the cancel after it hides it.
+    expect(plan([remove("x", T1), create("x", T2), cancel("x", "create", T2)], records({ x: T1 }))).toEqual([]);
+  });
+
+  test("only the last intent per name counts", () => {
+    // The earlier life's Create and Remove produce no step of their own.
+    expect(plan([create("a", T1), remove("a", T1), create("a", T2)], records())).toEqual([{ kind: "roll-back-create", name: "a" }]);
+    // An earlier Create without a record is no roll-back once a Remove followed it.
+    expect(plan([create("b", T1), remove("b", T1)], records())).toEqual([]);
+    // An earlier matching Remove is not finished when a later Create of the name came last.
+    expect(plan([remove("c", T1), create("c", T2)], records({ c: T2 }))).toEqual([]);
+  });
+
+  test("several names: one step each, in the order of their last intents", () => {
+    const intents = [create("a", T1), create("b", T1), remove("a", T1), create("c", T1), create("d", T1)];
+    expect(plan(intents, records({ a: T1, b: T1, d: T1 }))).toEqual([
+      { kind: "finish-remove", name: "a" },
+      { kind: "roll-back-create", name: "c" },
+    ]);
+    // A name's earlier intents do not fix its place: its last one does.
+    expect(plan([create("c", T1), create("a", T1), create("c", T2)], records())).toEqual([
+      { kind: "roll-back-create", name: "a" },
+      { kind: "roll-back-create", name: "c" },
+    ]);
+  });
+
+  test("no intents, no steps (records alone are left alone)", () => {
+    expect(plan([], records({ a: T1 }))).toEqual([]);
+  });
+});
+
+describe("planReplay after another boot (every intent redone in order)", () => {
+  const plan = (intents: PosixIntent[], recorded: ReadonlyMap<string, string>) => planReplay(intents, false, recorded);
+
+  test("a Create without its record is redone, with its meta", () => {
+    expect(plan([create("x", T1, { mode: "0750" })], records())).toEqual([{ kind: "redo-create", name: "x", meta: meta(T1, { mode: "0750" }) }]);
+  });
+
+  test("a Create with its record needs its directory ensured", () => {
+    expect(plan([create("x", T1)], records({ x: T1 }))).toEqual([{ kind: "ensure-directory", name: "x", meta: meta(T1) }]);
+  });
+
+  const lives = [create("x", T1), remove("x", T1), create("x", T2)];
+
+  test("[create t, remove t, create t2] with the record of t2: only t2's directory is ensured", () => {
+    expect(plan(lives, records({ x: T2 }))).toEqual([{ kind: "ensure-directory", name: "x", meta: meta(T2) }]);
+  });
+
+  test("[create t, remove t, create t2] with the record of t: the Remove is finished, then t2 redone", () => {
+    expect(plan(lives, records({ x: T1 }))).toEqual([
+      { kind: "ensure-directory", name: "x", meta: meta(T1) },
+      { kind: "finish-remove", name: "x" },
+      { kind: "redo-create", name: "x", meta: meta(T2) },
+    ]);
+  });
+
+  test("[create t, remove t, create t2] with no record: t redone, removed, t2 redone", () => {
+    expect(plan(lives, records())).toEqual([
+      { kind: "redo-create", name: "x", meta: meta(T1) },
+      { kind: "finish-remove", name: "x" },
+      { kind: "redo-create", name: "x", meta: meta(T2) },
+    ]);
+  });
+
+  test("a cancelled Create whose record stayed has its record dropped; without the record nothing happens", () => {
+    const intents = [create("x", T1), cancel("x", "create", T1)];
+    expect(plan(intents, records({ x: T1 }))).toEqual([{ kind: "drop-record", name: "x" }]);
+    expect(plan(intents, records())).toEqual([]);
+  });
+
+  test("a cancel applies to its own life only", () => {
+    expect(plan([create("x", T1), cancel("x", "create", T0)], records())).toEqual([{ kind: "redo-create", name: "x", meta: meta(T1) }]);
+    // A cancel of an earlier life's Remove does not cancel this life's.
+    expect(plan([create("x", T1), remove("x", T1), cancel("x", "remove", T0)], records({ x: T1 }))).toEqual([
+      { kind: "ensure-directory", name: "x", meta: meta(T1) },
+      { kind: "finish-remove", name: "x" },
+    ]);
+  });
+
+  test("a cancelled Remove is skipped: the volume stays", () => {
+    expect(plan([create("x", T1), remove("x", T1), cancel("x", "remove", T1)], records({ x: T1 }))).toEqual([{ kind: "ensure-directory", name: "x", meta: meta(T1) }]);
+  });
+
+  test("a record no intent explains is left alone", () => {
+    expect(plan([create("x", T1)], records({ x: T0 }))).toEqual([]);
+    expect(plan([remove("x", T1)], records({ x: T0 }))).toEqual([]);
+    expect(plan([create("x", T1)], records({ x: T1, other: T0 }))).toEqual([{ kind: "ensure-directory", name: "x", meta: meta(T1) }]);
+  });
+
+  test("a Remove whose record is gone does nothing", () => {
+    expect(plan([remove("x", T1)], records())).toEqual([]);
+  });
+});
+
+describe("asPosixIntent", () => {
+  test("accepts each well-formed intent as it is", () => {
+    for (const intent of [create("x", T1, { mode: "0750" }), remove("x", T1), cancel("x", "create", T1), cancel("x", "remove", T1)]) {
+      expect(asPosixIntent(JSON.parse(JSON.stringify(intent)))).toEqual(intent);
+    }
+  });
+
+  test("rejects malformed entries", () => {
+    const malformed: unknown[] = [
+      null,
+      "create",
+      42,
+      [],
+      // Missing or non-string name.
+      { op: "create", meta: meta(T1) },
+      { op: "remove", createdAt: T1 },
+      { op: "remove", name: 7, createdAt: T1 },
+      // Unknown or missing op.
+      { op: "mount", name: "x", createdAt: T1 },
+      { name: "x", createdAt: T1 },
+      // A create's meta must be a "ready" record with createdAt and options.
+      { op: "create", name: "x", meta: { ...meta(T1), state: "creating" } },
+      { op: "create", name: "x", meta: { ...meta(T1), state: "removing" } },
+      { op: "create", name: "x" },
+      { op: "create", name: "x", meta: null },
+      { op: "create", name: "x", meta: { version: 1, options: {}, state: "ready" } },
+      { op: "create", name: "x", meta: { version: 1, createdAt: T1, state: "ready" } },
+      { op: "create", name: "x", meta: { version: 1, createdAt: T1, options: null, state: "ready" } },
+      // A remove names the life it ends.
+      { op: "remove", name: "x" },
+      { op: "remove", name: "x", createdAt: 5 },
+      // A cancel says what it cancels, and which life.
+      { op: "cancel", name: "x", createdAt: T1 },
+      { op: "cancel", name: "x", of: "mount", createdAt: T1 },
+      { op: "cancel", name: "x", of: "create" },
+    ];
+    for (const entry of malformed) expect({ entry, intent: asPosixIntent(entry) }).toEqual({ entry, intent: undefined });
+  });
+});

@@ -1,0 +1,311 @@
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { mkdir, readdir, readFile, rmdir, stat, unlink, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { PosixBackend } from "../../../src/backends/posix/posix-backend.ts";
+import { hostIdentity } from "../../../src/system/atomic-file.ts";
+import { currentBootId, processIdentityOf } from "../../../src/system/process-identity.ts";
+import { makeTempDir, removeTempDir } from "../../support/tmp.ts";
+
+const CONTROL = ".docker-quobyte-plugin";
+/** A writer that is certainly not running: no pid this large, and no such start time. */
+const DEAD_WRITER = "999999999:0";
+
+/** A segment file as a writer of this host would leave it (a dead one unless told otherwise). */
+function segment(lines: unknown[], header: Record<string, unknown> = {}): string {
+  const head = { journal: 1, host: hostIdentity(), boot: currentBootId(), writer: DEAD_WRITER, ...header };
+  return [head, ...lines].map((line) => `${JSON.stringify(line)}\n`).join("");
+}
+
+function readyRecord(createdAt: string, options: Record<string, string> = {}) {
+  return { version: 1, createdAt, options, state: "ready" };
+}
+
+/** Polls `condition` until it holds or `ms` pass; returns whether it held. */
+async function eventually(condition: () => boolean, ms = 5000): Promise<boolean> {
+  const deadline = performance.now() + ms;
+  while (!condition()) {
+    if (performance.now() > deadline) return false;
+    await Bun.sleep(25);
+  }
+  return true;
+}
+
+describe("PosixBackend with its intent log (local scope, local root)", () => {
+  let dir = "";
+  let root = "";
+  let opened: PosixBackend[] = [];
+  let warnings: string[] = [];
+
+  const journalDir = () => join(root, CONTROL, "journal");
+  const trashDir = () => join(root, CONTROL, "trash");
+  const recordPath = (name: string) => join(root, CONTROL, "volumes", name);
+  const segments = () => readdirSync(journalDir()).sort();
+  const readRecord = (name: string): unknown => JSON.parse(readFileSync(recordPath(name), "utf8"));
+  const writeRecord = (name: string, record: unknown) => writeFile(recordPath(name), `${JSON.stringify(record)}\n`);
+  const names = async (backend: PosixBackend) => (await backend.list()).map((volume) => volume.name).sort();
+
+  /** An initialised backend on `root`; closed after the test. */
+  async function open(bootId?: string): Promise<PosixBackend> {
+    const backend = new PosixBackend({ root, scope: "local", bootId, warn: (message) => warnings.push(message) });
+    opened.push(backend);
+    await backend.init();
+    return backend;
+  }
+
+  /** Prepares the control directories as a previous start would have made them. */
+  async function prepareRoot(): Promise<void> {
+    await mkdir(join(root, CONTROL, "volumes"), { recursive: true });
+    await mkdir(journalDir(), { recursive: true, mode: 0o700 });
+  }
+
+  beforeEach(async () => {
+    dir = await makeTempDir("dqp-posix-journal-");
+    root = join(dir, "root");
+    opened = [];
+    warnings = [];
+  });
+
+  afterEach(async () => {
+    for (const backend of opened) await backend.close();
+    await removeTempDir(dir);
+  });
+
+  test("acknowledged work survives a power cut: a replay after another boot redoes every intent", async () => {
+    const first = await open();
+    await first.create("a", {});
+    await first.create("b", { mode: "0750" });
+    await first.remove("b");
+    await first.create("c", {});
+    await writeFile(join(root, "a", "data.txt"), "kept");
+
+    // What the log holds before its checkpoint (about a second after the first append).
+    const saved = new Map<string, string>();
+    for (const file of segments()) saved.set(file, readFileSync(join(journalDir(), file), "utf8"));
+    expect(saved.size).toBeGreaterThan(0);
+    const intents = [...saved.values()].flatMap((text) =>
+      text
+        .trimEnd()
+        .split("\n")
+        .slice(1)
+        .map((line) => JSON.parse(line) as { op: string; name: string; meta?: { createdAt: string; options: Record<string, string> }; createdAt?: string }),
+    );
+    expect(intents.map((intent) => `${intent.op} ${intent.name}`)).toEqual(["create a", "create b", "remove b", "create c"]);
+    const createdA = intents[0]?.meta?.createdAt ?? "";
+    const createdB = intents[1]?.meta?.createdAt ?? "";
+    const createdC = intents[3]?.meta?.createdAt ?? "";
+    expect(intents[1]?.meta?.options).toEqual({ mode: "0750" });
+    expect(intents[2]?.createdAt).toBe(createdB);
+    expect(new Set([createdA, createdB, createdC]).size).toBe(3);
+    expect(readRecord("a")).toEqual(readyRecord(createdA));
+
+    // A clean close: the checkpoint syncs everything and deletes the segments.
+    await first.close();
+    expect(segments()).toEqual([]);
+
+    // What a power cut may have left instead: the synced log, and only some unsynced effects.
+    for (const [file, text] of saved) await writeFile(join(journalDir(), file), text);
+    await unlink(recordPath("a"));
+    await unlink(recordPath("c"));
+    await rmdir(join(root, "c"));
+    await mkdir(join(root, "b"));
+    await writeRecord("b", readyRecord(createdB, { mode: "0750" }));
+
+    const second = await open("another-boot");
+    expect(await names(second)).toEqual(["a", "c"]);
+    expect(await readFile(join(root, "a", "data.txt"), "utf8")).toBe("kept");
+    const c = await stat(join(root, "c"));
+    expect(c.isDirectory()).toBe(true);
+    expect(c.mode & 0o777).toBe(0o755);
+    expect(await readdir(join(root, "c"))).toEqual([]);
+    expect(existsSync(join(root, "b"))).toBe(false);
+    expect(existsSync(recordPath("b"))).toBe(false);
+    expect(readRecord("a")).toEqual(readyRecord(createdA));
+    expect(readRecord("c")).toEqual(readyRecord(createdC));
+    expect((await second.inspect("a"))?.createdAt).toBe(createdA);
+    expect((await second.inspect("c"))?.createdAt).toBe(createdC);
+    expect(await second.inspect("b")).toBeUndefined();
+    expect(segments()).toEqual([]);
+    // b's data went into the trash, which is emptied in the background.
+    expect(await eventually(() => readdirSync(trashDir()).length === 0)).toBe(true);
+    expect(warnings).toEqual([]);
+    await second.close();
+
+    // A second start finds nothing to replay and changes nothing.
+    const rootBefore = (await readdir(root)).sort();
+    const recordsBefore = (await readdir(join(root, CONTROL, "volumes"))).sort();
+    const third = await open("another-boot");
+    expect(await names(third)).toEqual(["a", "c"]);
+    expect((await readdir(root)).sort()).toEqual(rootBefore);
+    expect((await readdir(join(root, CONTROL, "volumes"))).sort()).toEqual(recordsBefore);
+    expect(readRecord("a")).toEqual(readyRecord(createdA));
+    expect(readRecord("c")).toEqual(readyRecord(createdC));
+    expect(await readFile(join(root, "a", "data.txt"), "utf8")).toBe("kept");
+    expect(segments()).toEqual([]);
+    expect(warnings).toEqual([]);
+  });
+
+  test("same boot: a Create interrupted before its record is rolled back (its empty directory goes)", async () => {
+    await prepareRoot();
+    await mkdir(join(root, "x"));
+    await writeFile(join(journalDir(), "1.log"), segment([{ op: "create", name: "x", meta: readyRecord("2024-01-01T00:00:00.000Z") }]));
+    const backend = await open();
+    expect(existsSync(join(root, "x"))).toBe(false);
+    expect(existsSync(recordPath("x"))).toBe(false);
+    expect(await names(backend)).toEqual([]);
+    expect(await backend.inspect("x")).toBeUndefined();
+    expect(segments()).toEqual([]);
+    expect(warnings).toEqual([]);
+  });
+
+  test("same boot: an interrupted Create over a directory holding data leaves the data, unlisted", async () => {
+    await prepareRoot();
+    await mkdir(join(root, "x"));
+    await writeFile(join(root, "x", "adopted.txt"), "data");
+    await writeFile(join(journalDir(), "1.log"), segment([{ op: "create", name: "x", meta: readyRecord("2024-01-01T00:00:00.000Z") }]));
+    const backend = await open();
+    expect(await readFile(join(root, "x", "adopted.txt"), "utf8")).toBe("data");
+    expect(existsSync(recordPath("x"))).toBe(false);
+    expect(await names(backend)).toEqual([]);
+    expect(segments()).toEqual([]);
+  });
+
+  test("same boot: a Remove interrupted after its intent is finished", async () => {
+    const first = await open();
+    await first.create("y", {});
+    await first.close();
+    const createdAt = (readRecord("y") as { createdAt: string }).createdAt;
+    await writeFile(join(journalDir(), "1.log"), segment([{ op: "remove", name: "y", createdAt }]));
+
+    const second = await open();
+    expect(await names(second)).toEqual([]);
+    expect(await second.inspect("y")).toBeUndefined();
+    expect(existsSync(join(root, "y"))).toBe(false);
+    expect(existsSync(recordPath("y"))).toBe(false);
+    expect(segments()).toEqual([]);
+    expect(await eventually(() => readdirSync(trashDir()).length === 0)).toBe(true);
+    expect(warnings).toEqual([]);
+  });
+
+  test("same boot: a Remove of an older life of the name leaves the current volume alone", async () => {
+    const first = await open();
+    await first.create("y", {});
+    await writeFile(join(root, "y", "data.txt"), "mine");
+    await first.close();
+    const record = readRecord("y") as { createdAt: string };
+    expect(record.createdAt).not.toBe("2000-01-01T00:00:00.000Z");
+    await writeFile(join(journalDir(), "1.log"), segment([{ op: "remove", name: "y", createdAt: "2000-01-01T00:00:00.000Z" }]));
+
+    const second = await open();
+    expect(await names(second)).toEqual(["y"]);
+    expect(await readFile(join(root, "y", "data.txt"), "utf8")).toBe("mine");
+    expect(readRecord("y")).toEqual(record);
+    expect(segments()).toEqual([]);
+  });
+
+  test("a cancelled Create leaves no volume after a redo", async () => {
+    await prepareRoot();
+    const createdAt = "2024-01-01T00:00:00.000Z";
+    await writeFile(
+      join(journalDir(), "1.log"),
+      segment([
+        { op: "create", name: "t", meta: readyRecord(createdAt) },
+        { op: "cancel", name: "t", of: "create", createdAt },
+      ]),
+    );
+    const backend = await open("another-boot");
+    expect(await names(backend)).toEqual([]);
+    expect(existsSync(join(root, "t"))).toBe(false);
+    expect(existsSync(recordPath("t"))).toBe(false);
+    expect(segments()).toEqual([]);
+    expect(warnings).toEqual([]);
+  });
+
+  test("a cancelled Create whose record stayed loses its record after a redo; its data stays", async () => {
+    await prepareRoot();
+    const createdAt = "2024-01-01T00:00:00.000Z";
+    await mkdir(join(root, "t"));
+    await writeFile(join(root, "t", "adopted.txt"), "data");
+    await writeRecord("t", readyRecord(createdAt));
+    await writeFile(
+      join(journalDir(), "1.log"),
+      segment([
+        { op: "create", name: "t", meta: readyRecord(createdAt) },
+        { op: "cancel", name: "t", of: "create", createdAt },
+      ]),
+    );
+    const backend = await open("another-boot");
+    expect(await names(backend)).toEqual([]);
+    expect(existsSync(recordPath("t"))).toBe(false);
+    expect(await readFile(join(root, "t", "adopted.txt"), "utf8")).toBe("data");
+    expect(segments()).toEqual([]);
+  });
+
+  test("segments of another host or of a running writer are left in place and not replayed", async () => {
+    const sleeper = Bun.spawn(["sleep", "30"]);
+    try {
+      const alive = processIdentityOf(sleeper.pid);
+      expect(alive).toBeDefined();
+      await prepareRoot();
+      const meta = readyRecord("2024-01-01T00:00:00.000Z");
+      for (const name of ["live", "elsewhere", "dead"]) await mkdir(join(root, name));
+      const live = segment([{ op: "create", name: "live", meta }], { writer: alive });
+      const elsewhere = segment([{ op: "create", name: "elsewhere", meta }], { host: "another-host" });
+      await writeFile(join(journalDir(), "1.log"), live);
+      await writeFile(join(journalDir(), "2.log"), elsewhere);
+      // A dead writer's segment beside them is replayed: the replay did run.
+      await writeFile(join(journalDir(), "3.log"), segment([{ op: "create", name: "dead", meta }]));
+
+      const backend = await open();
+      expect(existsSync(join(root, "dead"))).toBe(false);
+      expect(existsSync(join(root, "live"))).toBe(true);
+      expect(existsSync(join(root, "elsewhere"))).toBe(true);
+      expect(segments()).toEqual(["1.log", "2.log"]);
+      // Its own segments come after them, and its checkpoints leave them alone.
+      await backend.create("v", {});
+      expect(segments()).toEqual(["1.log", "2.log", "4.log"]);
+      await backend.close();
+      expect(segments()).toEqual(["1.log", "2.log"]);
+      expect(readFileSync(join(journalDir(), "1.log"), "utf8")).toBe(live);
+      expect(readFileSync(join(journalDir(), "2.log"), "utf8")).toBe(elsewhere);
+      expect(existsSync(join(root, "live"))).toBe(true);
+      expect(existsSync(join(root, "elsewhere"))).toBe(true);
+
+      // Once its writer is gone, the running writer's segment is one to replay; the other host's still is not.
+      sleeper.kill();
+      await sleeper.exited;
+      expect(await eventually(() => processIdentityOf(sleeper.pid) !== alive)).toBe(true);
+      const after = await open();
+      expect(existsSync(join(root, "live"))).toBe(false);
+      expect(existsSync(join(root, "elsewhere"))).toBe(true);
+      expect(segments()).toEqual(["2.log"]);
+      expect(await names(after)).toEqual(["v"]);
+    } finally {
+      sleeper.kill();
+      await sleeper.exited;
+    }
+  });
+
+  test("the journal empties itself after Create and Remove, and close leaves it empty", async () => {
+    const backend = await open();
+    await backend.create("f1", {});
+    // The intent is in a segment until the checkpoint, about a second later.
+    expect(segments().length).toBeGreaterThan(0);
+    await backend.remove("f1");
+    await backend.create("f2", {});
+    expect(await eventually(() => segments().length === 0)).toBe(true);
+    expect(existsSync(join(root, "f1"))).toBe(false);
+    expect(existsSync(recordPath("f1"))).toBe(false);
+    expect(existsSync(join(root, "f2"))).toBe(true);
+
+    await backend.create("f3", {});
+    await backend.remove("f2");
+    expect(segments().length).toBeGreaterThan(0);
+    await backend.close();
+    expect(segments()).toEqual([]);
+    expect(existsSync(join(root, "f2"))).toBe(false);
+    expect(existsSync(recordPath("f2"))).toBe(false);
+    expect((readRecord("f3") as { state: string }).state).toBe("ready");
+    expect(warnings).toEqual([]);
+  });
+});
