@@ -2,6 +2,7 @@ import { mkdir, readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { withDeadline } from "../core/deadline.ts";
 import { errnoCode, PluginError } from "../core/errors.ts";
+import { crashPoint } from "../system/crash-point.ts";
 import { readFileNoFollow, removeStaleTempFiles, type StagedFile, stageFile } from "../system/atomic-file.ts";
 import { type FsSteps, POOLED } from "../system/fs-steps.ts";
 
@@ -126,6 +127,7 @@ export class MetadataStore<T> {
     } catch (error) {
       throw failed(error);
     }
+    crashPoint("metadata:staged");
     return {
       commit: async () => {
         try {

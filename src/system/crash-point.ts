@@ -10,6 +10,7 @@ const armed = process.env[CRASH_AT_ENV];
 
 /** The named steps a test may crash at; one list, so a typo is a type error. */
 export type CrashPoint =
+  | "metadata:staged"
   | "posix-remove:marked"
   | "posix-remove:trashed"
   | "quobyte-remove:decided"

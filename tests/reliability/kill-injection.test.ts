@@ -278,11 +278,11 @@ describe("SIGKILL at chosen syscalls (strace fault injection)", () => {
    * carried out. strace counts `when=` per thread and Bun runs file operations on a thread
    * pool, so "the n-th call" cannot be chosen; "the first" or a path can.
    */
-  async function startKilledAt(syscalls: string, path?: string) {
+  async function startKilledAt(syscalls: string, path?: string, extra: string[] = []) {
     const strace = await ensureStrace();
     const filter = path === undefined ? [] : ["-P", path];
     const child = children.spawn(
-      [strace, "-f", "-qq", "-o", `${suite.dir}/strace.log`, ...filter, "-e", `trace=${syscalls}`, "-e", `inject=${syscalls}:signal=SIGKILL`, ...serveArgv(suite.layout)],
+      [strace, "-f", "-qq", "-o", `${suite.dir}/strace.log`, ...filter, "-e", `trace=${syscalls}`, "-e", `inject=${syscalls}:signal=SIGKILL`, ...serveArgv(suite.layout, extra)],
       { cwd: suite.cwd },
     );
     await waitServing(children, child, suite.layout.socket);
@@ -292,23 +292,38 @@ describe("SIGKILL at chosen syscalls (strace fault injection)", () => {
 
   const RENAMES = "rename,renameat,renameat2";
 
-  /** Creates "interrupted", SIGKILLed at the rename that would put its metadata in place; restarts cleanly. */
-  async function interruptedCreate(): Promise<EngineConn> {
-    // A start on this state directory creates its mount table (a rename) before it serves:
-    // after one clean start, the first rename of the process puts the metadata in place.
-    await suite.startServing().then(async ({ child }) => expect(await children.stop(child, "SIGTERM")).toBe(0));
-    const traced = await startKilledAt(RENAMES);
+  /** Starts serve armed to SIGKILL itself at a test-only crash point. */
+  async function startCrashingAt(point: string, extra: string[] = []) {
+    const child = children.spawn(serveArgv(suite.layout, extra), { cwd: suite.cwd, env: { ...process.env, [CRASH_AT_ENV]: point } });
+    await waitServing(children, child, suite.layout.socket);
+    return child;
+  }
+
+  /**
+   * Creates "interrupted", SIGKILLed as it puts its metadata in place; restarts cleanly.
+   * Journaled (local scope on a local root), the record is written in place after the
+   * mkdir: the kill comes at its open. Without the journal (`--scope global`) the records
+   * go through temporary files: the kill comes once they are written (a crash point; strace
+   * cannot match a rename by its target).
+   */
+  async function interruptedCreate(journaled: boolean): Promise<EngineConn> {
+    const extra = journaled ? [] : ["--scope", "global"];
+    await suite.startServing(extra).then(async ({ child }) => expect(await children.stop(child, "SIGTERM")).toBe(0));
+    const record = join(suite.layout.root, CONTROL_DIR, "volumes", "interrupted");
+    const traced = journaled ? await startKilledAt("open,openat", record, extra) : await startCrashingAt("metadata:staged", extra);
     const conn = new EngineConn(suite.layout.socket);
     const out = await conn.call("VolumeDriver.Create", { Name: "interrupted", Opts: null });
     conn.close();
     expect(out.kind).toBe("cut");
     await traced.exited;
-    await suite.startServing();
+    // The kill left the staged records' temporary files for the start to clear.
+    if (!journaled) expect(inventory(suite.layout.root).metadataTemp.length).toBeGreaterThan(0);
+    await suite.startServing(extra);
     return new EngineConn(suite.layout.socket);
   }
 
-  test("a Create killed between mkdir and its metadata rename leaves no directory behind once its name is removed", async () => {
-    const admin = await interruptedCreate();
+  test("a Create killed between mkdir and its metadata write leaves no directory behind once its name is removed", async () => {
+    const admin = await interruptedCreate(true);
     try {
       // Not acknowledged, not listed: fine. The engine reports the failed Create; the user
       // then removes the name (or never mentions it again). Either way nothing of it may
@@ -323,7 +338,7 @@ describe("SIGKILL at chosen syscalls (strace fault injection)", () => {
   }, 30_000);
 
   test("temporary files of interrupted metadata writes do not accumulate: the next start removes them", async () => {
-    const admin = await interruptedCreate();
+    const admin = await interruptedCreate(false);
     admin.close();
     expect(inventory(suite.layout.root).metadataTemp).toEqual([]);
   }, 30_000);
