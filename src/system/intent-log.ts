@@ -60,7 +60,9 @@ interface Segment {
   bytes: number;
   /** Resolves once the segment's header and its name in the directory are durable. */
   ready: Promise<void>;
-  /** One fdatasync shared by the appends that wait for it together (group commit). */
+  /** Lines appended and not yet written: the next sync round writes them all at once. */
+  queued: string[];
+  /** One write and fdatasync shared by the appends that wait for it together (group commit). */
   syncs: DirectorySync;
   names: Set<string>;
   /** Intents appended here whose effects are still being carried out. */
@@ -144,9 +146,7 @@ export class IntentLog<T extends IntentEntry> {
   async append(entry: T): Promise<IntentTicket> {
     if (this.closed) throw new Error(`the intent log in ${this.dir} is closed`);
     const segment = (this.current ??= this.startSegment());
-    const line = `${JSON.stringify(entry)}\n`;
-    segment.bytes += writeAll(segment.fd, line);
-    segment.names.add(entry.name);
+    this.enqueue(segment, entry);
     let release!: () => void;
     const inflight = new Promise<void>((resolve) => (release = resolve));
     segment.inflight.add(inflight);
@@ -175,12 +175,30 @@ export class IntentLog<T extends IntentEntry> {
   appendUnsynced(entry: T): void {
     const segment = this.current;
     if (this.closed || !segment) return;
-    try {
-      segment.bytes += writeAll(segment.fd, `${JSON.stringify(entry)}\n`);
-      segment.names.add(entry.name);
-    } catch {
-      // The log's disk failed; the intent it cancels fails at replay the same way.
+    this.enqueue(segment, entry);
+    // The log's disk failed if this fails; the intent it cancels fails at replay the same way.
+    segment.syncs.sync(segment.path).catch(() => {});
+  }
+
+  private enqueue(segment: Segment, entry: T): void {
+    const line = `${JSON.stringify(entry)}\n`;
+    segment.queued.push(line);
+    segment.bytes += Buffer.byteLength(line);
+    segment.names.add(entry.name);
+  }
+
+  /**
+   * One round of group commit: the lines queued so far in one write, then fdatasync.
+   * Lines are written only between rounds, never while an fdatasync of the file runs:
+   * a write into a page under writeback waits for it, on the event loop.
+   */
+  private async writeAndSync(segment: Segment): Promise<void> {
+    if (segment.queued.length > 0) {
+      const text = segment.queued.join("");
+      segment.queued.length = 0;
+      writeAll(segment.fd, text);
     }
+    await fdatasyncDescriptor(segment.fd);
   }
 
   /**
@@ -242,6 +260,8 @@ export class IntentLog<T extends IntentEntry> {
       throw error;
     }
     for (const segment of closing) {
+      // Lines of appends that failed before their round wrote them: written, for a replay.
+      if (segment.queued.length > 0) await this.writeAndSync(segment).catch(() => {});
       closeSync(segment.fd);
       await unlink(segment.path).catch(ignoreMissing);
     }
@@ -276,7 +296,8 @@ export class IntentLog<T extends IntentEntry> {
       fd: opened,
       bytes,
       ready: this.options.syncDirectory(this.dir),
-      syncs: new DirectorySync(() => fdatasyncDescriptor(opened)),
+      queued: [],
+      syncs: new DirectorySync(() => this.writeAndSync(segment)),
       names: new Set(),
       inflight: new Set(),
     };

@@ -29,9 +29,6 @@ const READ_TIMEOUT_MS = 1000;
 /** Our bookkeeping lives in this dotted directory beside the volumes. */
 export const CONTROL_DIR = ".docker-quobyte-plugin";
 
-/** The process's umask, which never changes: whether mkdir's mode needs a chmod after it. */
-const UMASK = process.umask();
-
 /** Files fsynced at once by a checkpoint of the intent log. */
 const CHECKPOINT_CONCURRENCY = 16;
 
@@ -402,8 +399,7 @@ export class PosixBackend implements Backend {
     try {
       // mkdir's 0755 is cut by the umask (the unit's UMask=0077 would leave 0700, which
       // non-root containers cannot enter); a directory we made gets the documented mode.
-      const cutByUmask = made && ownership.mode === undefined && (UMASK & 0o755) !== 0;
-      await applyOwnership(dir, cutByUmask ? { ...ownership, mode: 0o755 } : ownership, this.steps);
+      await applyOwnership(dir, made && ownership.mode === undefined ? { ...ownership, mode: 0o755 } : ownership, this.steps);
       await ready?.commit();
     } catch (error) {
       await ready?.discard();
@@ -449,25 +445,32 @@ export class PosixBackend implements Backend {
   }
 
   /**
-   * Moves the data into the trash, forgets the volume, then deletes the data. `restore`
-   * undoes the decision when the data could not be moved; `durable: false` leaves the
-   * move unsynced, for a Remove an intent log made durable.
+   * Deletes an empty volume's directory, or moves a volume holding data into the trash;
+   * forgets the volume, then deletes the data. `restore` undoes the decision when the data
+   * could not be moved; `durable: false` leaves the move unsynced, for a Remove an intent
+   * log made durable.
    */
   private async finishRemove(name: string, { restore, deleteNow = true, durable = true }: { restore?: () => Promise<void>; deleteNow?: boolean; durable?: boolean } = {}): Promise<void> {
     const trashed = join(this.trashDir, crypto.randomUUID());
-    let renaming = false;
+    let renaming = true;
     let moved = false;
+    let emptied = false;
     try {
-      // The trash must still be ours: a symlink swapped in would carry the data out of the root.
-      await requireRealDirectory(join(this.root, CONTROL_DIR), this.steps);
-      await requireRealDirectory(this.trashDir, this.steps);
-      renaming = true;
-      await this.steps.rename(this.pathOf(name), trashed);
+      emptied = await removeIfEmpty(this.pathOf(name));
+      if (!emptied) {
+        renaming = false;
+        // The trash must still be ours: a symlink swapped in would carry the data out of the root.
+        await requireRealDirectory(join(this.root, CONTROL_DIR), this.steps);
+        await requireRealDirectory(this.trashDir, this.steps);
+        renaming = true;
+        await this.steps.rename(this.pathOf(name), trashed);
+      }
       moved = true;
       if (durable) await this.steps.syncDirectory(this.root);
     } catch (error) {
       // The data went already (by a crashed Remove, or another host): only the record is
-      // left. Only the rename's own ENOENT says so: a missing trash says nothing of the data.
+      // left. Only the rmdir's or rename's own ENOENT says so: a missing trash says nothing
+      // of the data.
       const alreadyGone = renaming && !moved && errnoCode(error) === "ENOENT";
       if (!alreadyGone) {
         // Only data still in place may be handed back; moved data stays "removing", hidden.
@@ -482,7 +485,7 @@ export class PosixBackend implements Backend {
     // the Remove once more (nothing left to move). The next write to the directory makes
     // the unlink durable anyway.
     await this.meta.delete(name, { durable: false });
-    if (moved && deleteNow) {
+    if (moved && !emptied && deleteNow) {
       try {
         await this.deleteTrashed(trashed);
       } catch (error) {
@@ -492,12 +495,7 @@ export class PosixBackend implements Backend {
     }
   }
 
-  /**
-   * An empty volume (the common case) goes in one step; anything else through the recursive
-   * rm. On the thread pool even on a local tree: freeing a directory's inode waits for the
-   * filesystem's journal commit, which the fsyncs of concurrent operations keep busy, and
-   * the event loop must not wait with it (a third of crud's time, profiled).
-   */
+  /** An empty leftover goes in one step; anything else through the recursive rm. */
   private async deleteTrashed(trashed: string): Promise<void> {
     try {
       await POOLED.rmdir(trashed);
@@ -608,5 +606,23 @@ export class PosixBackend implements Backend {
    */
   async close(): Promise<void> {
     await this.journal?.close();
+  }
+}
+
+/**
+ * Deletes `dir` if it is an empty directory (the common volume at Remove): false when it
+ * holds data or is a symlink, which rmdir refuses. On the thread pool even on a local
+ * tree: freeing a directory's inode waits for the filesystem's journal commit, which the
+ * fsyncs of concurrent operations keep busy, and the event loop must not wait with it (a
+ * third of crud's time, profiled).
+ */
+async function removeIfEmpty(dir: string): Promise<boolean> {
+  try {
+    await POOLED.rmdir(dir);
+    return true;
+  } catch (error) {
+    const code = errnoCode(error);
+    if (code === "ENOTEMPTY" || code === "EEXIST" || code === "ENOTDIR") return false;
+    throw error;
   }
 }
