@@ -69,7 +69,7 @@ export class MetadataStore<T> {
   /** Creates the directory, refuses one that is a symlink, loads the index. */
   async init(): Promise<void> {
     await mkdir(this.dir, { recursive: true, mode: 0o755 });
-    await this.verifyDirectories();
+    for (const dir of this.options.guardDirs ?? [this.dir]) await makeRealDirectory(dir, 0o755);
     await removeStaleTempFiles(this.dir);
     await this.reload();
   }
@@ -260,6 +260,27 @@ export class MetadataStore<T> {
       return JSON.parse(text) as T;
     } catch (error) {
       throw metadataError(`metadata of volume ${JSON.stringify(name)} is not valid JSON`, error, name);
+    }
+  }
+}
+
+/**
+ * Makes directory `path` (or finds it) and requires it to be a real directory. On a
+ * shared root, hosts starting together race to make it; the loser's name cache may say
+ * "no such entry" for a moment after its mkdir said EEXIST, so it looks again for up to
+ * `patienceMs`.
+ */
+export async function makeRealDirectory(path: string, mode: number, patienceMs = 2000): Promise<void> {
+  await mkdir(path, { mode }).catch((error: unknown) => {
+    if (errnoCode(error) !== "EEXIST") throw error;
+  });
+  const deadline = performance.now() + patienceMs;
+  for (;;) {
+    try {
+      return await requireRealDirectory(path);
+    } catch (error) {
+      if (errnoCode(error) !== "ENOENT" || performance.now() >= deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 100));
     }
   }
 }

@@ -42,17 +42,40 @@ export async function mountAt(path: string, file = "/proc/self/mountinfo"): Prom
 const LOCAL_FILESYSTEMS = new Set(["ext2", "ext3", "ext4", "xfs", "btrfs", "f2fs", "zfs", "tmpfs", "ramfs"]);
 
 /**
- * True when `path` and everything mounted below it is a local filesystem. Read from
- * /proc, never from the filesystem itself; it describes the mounts of this moment.
+ * Local filesystems whose metadata changes become durable in the order they were made
+ * (one journal, or copy-on-write transactions), or that a power cut empties whole (memory).
+ * Not ext2 (no journal) nor f2fs (its fsync recovery does not keep that order).
  */
-export async function isLocalTree(path: string, file = "/proc/self/mountinfo"): Promise<boolean> {
+const ORDERED_FILESYSTEMS = new Set(["ext3", "ext4", "xfs", "btrfs", "zfs", "tmpfs", "ramfs"]);
+
+/**
+ * The types of the filesystem holding `path` and of every one mounted below it; empty
+ * when nothing holds it. Read from /proc, never from the filesystems themselves; it
+ * describes the mounts of this moment.
+ */
+export async function treeFilesystems(path: string, file = "/proc/self/mountinfo"): Promise<string[]> {
   const entries = parseMountInfo(await readFile(file, "utf8"));
   const inside = (mountPoint: string) => mountPoint === "/" || path === mountPoint || path.startsWith(`${mountPoint}/`);
   // The filesystem holding `path`: the longest mount point above it, the last one mounted.
   let holder: MountEntry | undefined;
   for (const entry of entries) if (inside(entry.mountPoint) && entry.mountPoint.length >= (holder?.mountPoint.length ?? 0)) holder = entry;
-  if (!holder || !LOCAL_FILESYSTEMS.has(holder.fsType)) return false;
-  return entries.every((entry) => !entry.mountPoint.startsWith(`${path}/`) || LOCAL_FILESYSTEMS.has(entry.fsType));
+  if (!holder) return [];
+  return [holder.fsType, ...entries.filter((entry) => entry.mountPoint.startsWith(`${path}/`)).map((entry) => entry.fsType)];
+}
+
+/** True when `path` and everything mounted below it is a local filesystem. */
+export async function isLocalTree(path: string, file = "/proc/self/mountinfo"): Promise<boolean> {
+  return isLocal(await treeFilesystems(path, file));
+}
+
+/** Whether filesystem types (of treeFilesystems) are all local. */
+export function isLocal(types: readonly string[]): boolean {
+  return types.length > 0 && types.every((type) => LOCAL_FILESYSTEMS.has(type));
+}
+
+/** Whether filesystem types (of treeFilesystems) all keep metadata changes in order (see ORDERED_FILESYSTEMS). */
+export function keepsMetadataOrder(types: readonly string[]): boolean {
+  return types.length > 0 && types.every((type) => ORDERED_FILESYSTEMS.has(type));
 }
 
 /** A Quobyte client mount: fstype `fuse.quobyte` or a `quobyte@...` source. */

@@ -7,16 +7,15 @@ import { hostIdentity } from "../../system/atomic-file.ts";
 import { fsyncDirectory, fsyncIfPresent } from "../../system/directory-sync.ts";
 import { IntentLog, type IntentTicket } from "../../system/intent-log.ts";
 import { type FsSteps, fsStepsFor, POOLED } from "../../system/fs-steps.ts";
-import { isLocalTree } from "../../system/mountinfo.ts";
+import { isLocal, keepsMetadataOrder, treeFilesystems } from "../../system/mountinfo.ts";
 import { crashPoint } from "../../system/crash-point.ts";
-import { bothStaged, MetadataStore, requireRealDirectory, type StagedRecord } from "../metadata-store.ts";
+import { bothStaged, makeRealDirectory, MetadataStore, requireRealDirectory, type StagedRecord } from "../metadata-store.ts";
 import { asPosixIntent, type PosixIntent, planReplay, type ReplayStep } from "./intents.ts";
 import { type Ownership, parseOwnership, POSIX_OPTION_NAMES } from "./options.ts";
 import { isInterruptedCreate, type PosixVolumeMeta } from "./volume-meta.ts";
 import {
   applyOwnership,
   backendError,
-  ignoreExists,
   requireExistingVolumeDirectory,
   requireVolumeDirectory,
   requireVolumeDirectorySync,
@@ -67,6 +66,8 @@ export class PosixBackend implements Backend {
   private listed: { generation: number; volumes: VolumeSummary[] } | undefined;
   /** The root and every mount below it were local filesystems at start (see checkLocal). */
   private localTree = false;
+  /** ... and ones that make metadata changes durable in order (see journaled()). */
+  private orderedTree = false;
   private rootSlash = "";
   private readonly indexRefreshMs: number;
   private readonly monitor: MountMonitor | undefined;
@@ -124,16 +125,16 @@ export class PosixBackend implements Backend {
       // Hand the engine canonical paths, whatever symlinks lead to the root.
       const real = await realpath(this.root);
       // Known before the metadata store is made: on a local tree its steps may block.
-      this.localTree = await isLocalTree(real);
+      const filesystems = await treeFilesystems(real);
+      this.localTree = isLocal(filesystems);
+      this.orderedTree = keepsMetadataOrder(filesystems);
       this.setRoot(real);
       await requireRealDirectory(this.root);
       if (this.localTree) this.monitor?.markLocal((await stat(this.root)).dev);
-      await mkdir(join(this.root, CONTROL_DIR), { mode: 0o755 }).catch(ignoreExists);
-      await requireRealDirectory(join(this.root, CONTROL_DIR));
+      await makeRealDirectory(join(this.root, CONTROL_DIR), 0o755);
       await this.meta.init();
       await this.rollBackInterruptedCreates();
-      await mkdir(this.trashDir, { mode: 0o700 }).catch(ignoreExists);
-      await requireRealDirectory(this.trashDir);
+      await makeRealDirectory(this.trashDir, 0o700);
       await this.rollForwardInterruptedRemoves();
       await this.openJournal();
       // Leftovers of interrupted removals are deleted in the background: a large one
@@ -187,19 +188,18 @@ export class PosixBackend implements Backend {
 
   /**
    * The intent log serves only a root with one writer, this process (local scope), on
-   * local filesystems: their metadata changes become durable in the order they were made,
+   * local filesystems that make metadata changes durable in the order they were made,
    * which a replay after a reboot relies on (see planReplay). Elsewhere every record and
    * directory is synced as it is written. Either way, what a dead process of this host
    * left in the log is replayed first.
    */
   private journaled(): boolean {
-    return this.scope === "local" && this.localTree;
+    return this.scope === "local" && this.localTree && this.orderedTree;
   }
 
   private async openJournal(): Promise<void> {
     const dir = join(this.root, CONTROL_DIR, "journal");
-    await mkdir(dir, { mode: 0o700 }).catch(ignoreExists);
-    await requireRealDirectory(dir);
+    await makeRealDirectory(dir, 0o700);
     const { log, recovered } = await IntentLog.open<PosixIntent>(dir, {
       makeDurable: (names) => this.makeDurable(names),
       syncDirectory: (path) => this.steps.syncDirectory(path),

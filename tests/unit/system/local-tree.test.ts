@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, expect, test } from "bun:test";
 import { mkdirSync, renameSync, symlinkSync, writeFileSync } from "node:fs";
 import { PosixBackend } from "../../../src/backends/posix/posix-backend.ts";
-import { isLocalTree } from "../../../src/system/mountinfo.ts";
+import { isLocal, isLocalTree, keepsMetadataOrder, treeFilesystems } from "../../../src/system/mountinfo.ts";
 import { makeTempDir, removeTempDir } from "../../support/tmp.ts";
 
 // A Mount checks the volume directory with a blocking lstat only where that cannot hang:
@@ -50,6 +50,30 @@ test("a root on a network or FUSE filesystem, or with one mounted below it, is n
   expect(await isLocalTree("/data/volumes", file)).toBe(false);
   // Mounted later over the NFS tree: the last, longest mount point holds the path.
   expect(await isLocalTree("/data/cache/volumes", file)).toBe(true);
+});
+
+test("the intent log needs filesystems that keep metadata changes in order: not ext2 nor f2fs, nor anything below that is not", async () => {
+  const file = mountinfo([
+    ["/", "ext4", "/dev/vda"],
+    ["/old", "ext2", "/dev/vdb"],
+    ["/flash", "f2fs", "/dev/vdc"],
+    ["/srv", "xfs", "/dev/vdd"],
+    ["/srv/v/cache", "ext2", "/dev/vde"],
+  ]);
+  expect(await treeFilesystems("/var/lib/volumes", file)).toEqual(["ext4"]);
+  expect(await treeFilesystems("/srv/v", file)).toEqual(["xfs", "ext2"]);
+  for (const [path, ordered] of [
+    ["/var/lib/volumes", true],
+    ["/srv/w", true],
+    ["/old/volumes", false],
+    ["/flash/volumes", false],
+    ["/srv/v", false],
+  ] as const) {
+    const types = await treeFilesystems(path, file);
+    expect(isLocal(types)).toBe(true);
+    expect(keepsMetadataOrder(types)).toBe(ordered);
+  }
+  expect(keepsMetadataOrder([])).toBe(false);
 });
 
 test("on a local root a Mount still refuses a volume directory swapped for a symlink", async () => {
