@@ -10,7 +10,7 @@
 // CPU per call flat within ±5 % (ours/Go, which cancels the machine's own drift; raw ours
 // is printed too), and no growth of the mount state, heap or counts beyond a small slack.
 
-import { existsSync, statSync } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { buildGoTools } from "./go-ref/tools.ts";
 import { procStatusKb, type Served, stop } from "./procs.ts";
@@ -26,6 +26,7 @@ interface Window extends RuntimeStats {
   crudUs: number;
   crudGoUs: number;
   stateBytes: number;
+  segments: number;
   rssMB: number;
 }
 
@@ -53,9 +54,11 @@ export async function soak(minutes: number, tmp: string, out: Reporter): Promise
       { name: "go", served: go },
     ];
     const stateFiles = ["mounts.db-wal", "mounts.slots"].map((file) => join(tmp, "soak-ours", "state", file));
+    // Segments of the root's intent log: one being written, one being checkpointed at most.
+    const journal = join(tmp, "soak-ours", "volumes", ".docker-quobyte-plugin", "journal");
     const windows: Window[] = [];
     const started = performance.now();
-    out.say("# soak: minute, CPU per call hot ours/go us, crud ours/go us, mount state bytes, RSS MB, heap bytes, objects, maps, sets, promises, timers, pending deadlines");
+    out.say("# soak: minute, CPU per call hot ours/go us, crud ours/go us, mount state bytes, intent log segments, RSS MB, heap bytes, objects, maps, sets, promises, timers, pending deadlines");
     while (performance.now() - started < minutes * 60_000) {
       const hot = await alternate(tools, tmp, { workload: "hot", rounds: 6, targets });
       const crud = await alternate(tools, tmp, { workload: "crud", rounds: 3, targets });
@@ -67,13 +70,14 @@ export async function soak(minutes: number, tmp: string, out: Reporter): Promise
         crudUs: cpuPerCall(crud, "ours"),
         crudGoUs: cpuPerCall(crud, "go"),
         stateBytes: stateFiles.reduce((sum, file) => sum + (existsSync(file) ? statSync(file).size : 0), 0),
+        segments: existsSync(journal) ? readdirSync(journal).length : 0,
         rssMB: (procStatusKb(ours.pid, "VmRSS") * 1024) / 1e6,
       };
       windows.push(window);
       const w = window;
       out.say(
         `# soak ${w.minute.toFixed(2)} min: hot ${w.hotUs.toFixed(1)}/${w.hotGoUs.toFixed(1)} us, crud ${w.crudUs.toFixed(0)}/${w.crudGoUs.toFixed(0)} us, ` +
-          `mount state ${w.stateBytes} B, RSS ${w.rssMB.toFixed(1)} MB, heap ${w.heapBytes}, objects ${w.objects}, maps ${w.maps}, sets ${w.sets}, ` +
+          `mount state ${w.stateBytes} B, intent log segments ${w.segments}, RSS ${w.rssMB.toFixed(1)} MB, heap ${w.heapBytes}, objects ${w.objects}, maps ${w.maps}, sets ${w.sets}, ` +
           `promises ${w.promises}, timers ${w.timers}, deadlines ${w.pendingDeadlines}`,
       );
     }
@@ -115,6 +119,11 @@ function verdicts(windows: Window[], out: Reporter): TargetLine[] {
     lines.push({ target: `soak: no growth of ${name}`, measured: `first third up to ${Math.max(...first.map(f))}, last third up to ${end}`, met: end <= ceiling });
   };
   bounded("the mount state (bytes)", (w) => w.stateBytes, 0);
+  lines.push({
+    target: "soak: intent log checkpointed (at most 2 segments at every window's end)",
+    measured: `up to ${Math.max(...measured.map((w) => w.segments))}`,
+    met: measured.every((w) => w.segments <= 2),
+  });
   bounded("the heap (bytes, +5 %)", (w) => w.heapBytes, 0.05 * Math.max(...first.map((w) => w.heapBytes)));
   bounded("Maps", (w) => w.maps, 8);
   bounded("Sets", (w) => w.sets, 8);

@@ -170,14 +170,17 @@ export class IntentLog<T extends IntentEntry> {
   /**
    * Writes `entry` without waiting for the disk: for a note whose loss in a power cut is
    * harmless (a cancellation after the intent itself could not be made durable). Throws
-   * nothing: there is nobody left to tell.
+   * nothing.
    */
   appendUnsynced(entry: T): void {
-    const segment = this.current;
-    if (this.closed || !segment) return;
-    this.enqueue(segment, entry);
-    // The log's disk failed if this fails; the intent it cancels fails at replay the same way.
-    segment.syncs.sync(segment.path).catch(() => {});
+    if (this.closed) return;
+    try {
+      const segment = (this.current ??= this.startSegment());
+      this.enqueue(segment, entry);
+      segment.syncs.sync(segment.path).catch(() => {});
+    } catch {
+      // The log's disk failed; nobody is left to tell.
+    }
   }
 
   private enqueue(segment: Segment, entry: T): void {
@@ -196,7 +199,14 @@ export class IntentLog<T extends IntentEntry> {
     if (segment.queued.length > 0) {
       const text = segment.queued.join("");
       segment.queued.length = 0;
-      writeAll(segment.fd, text);
+      try {
+        writeAll(segment.fd, text);
+      } catch (error) {
+        // A write cut short (a full disk) leaves a torn line that a later line would be
+        // glued to: later intents go to a new segment.
+        if (this.current === segment) this.current = undefined;
+        throw error;
+      }
     }
     await fdatasyncDescriptor(segment.fd);
   }

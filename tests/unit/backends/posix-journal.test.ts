@@ -203,16 +203,20 @@ describe("PosixBackend with its intent log (local scope, local root)", () => {
     expect(segments()).toEqual([]);
   });
 
+  /** A segment holding a Create of `name` and its cancellation. */
+  const writeCancelledCreate = (name: string, createdAt: string) =>
+    writeFile(
+      join(journalDir(), "1.log"),
+      segment([
+        { op: "create", name, meta: readyRecord(createdAt) },
+        { op: "cancel", name, of: "create", createdAt },
+      ]),
+    );
+
   test("a cancelled Create leaves no volume after a redo", async () => {
     await prepareRoot();
     const createdAt = "2024-01-01T00:00:00.000Z";
-    await writeFile(
-      join(journalDir(), "1.log"),
-      segment([
-        { op: "create", name: "t", meta: readyRecord(createdAt) },
-        { op: "cancel", name: "t", of: "create", createdAt },
-      ]),
-    );
+    await writeCancelledCreate("t", createdAt);
     const backend = await open("another-boot");
     expect(await names(backend)).toEqual([]);
     expect(existsSync(join(root, "t"))).toBe(false);
@@ -227,13 +231,7 @@ describe("PosixBackend with its intent log (local scope, local root)", () => {
     await mkdir(join(root, "t"));
     await writeFile(join(root, "t", "adopted.txt"), "data");
     await writeRecord("t", readyRecord(createdAt));
-    await writeFile(
-      join(journalDir(), "1.log"),
-      segment([
-        { op: "create", name: "t", meta: readyRecord(createdAt) },
-        { op: "cancel", name: "t", of: "create", createdAt },
-      ]),
-    );
+    await writeCancelledCreate("t", createdAt);
     const backend = await open("another-boot");
     expect(await names(backend)).toEqual([]);
     expect(existsSync(recordPath("t"))).toBe(false);
