@@ -92,6 +92,8 @@ export class IntentLog<T extends IntentEntry> {
   private segments: Segment[] = [];
   private current: Segment | undefined;
   private timer: ReturnType<typeof setTimeout> | undefined;
+  /** Checkpoints have failed since `since` (epoch ms); cleared by the next that succeeds. */
+  private failure: { since: number; message: string } | undefined;
   private checkpointing: Promise<void> | undefined;
   private closed = false;
   /** Recovered segment files, deleted by `forgetRecovered` once their effects are durable. */
@@ -218,8 +220,9 @@ export class IntentLog<T extends IntentEntry> {
   checkpoint(): Promise<void> {
     this.checkpointing ??= this.runCheckpoint().finally(() => {
       this.checkpointing = undefined;
-      // Intents appended while this one ran need the next.
+      // Intents appended while this one ran need the next; a failed one is retried.
       if (this.current && !this.closed) this.scheduleCheckpoint(this.current);
+      else if (this.segments.length > 0 && !this.closed) this.armTimer();
     });
     return this.checkpointing;
   }
@@ -238,12 +241,21 @@ export class IntentLog<T extends IntentEntry> {
     return this.segments.length;
   }
 
+  /** Checkpoints failing since when, and why: for health and status. */
+  get checkpointFailure(): { since: number; message: string } | undefined {
+    return this.failure;
+  }
+
   private scheduleCheckpoint(segment: Segment): void {
     if (this.closed || this.checkpointing) return;
     if (segment.bytes >= CHECKPOINT_BYTES) {
       void this.checkpoint().catch(() => {});
       return;
     }
+    this.armTimer();
+  }
+
+  private armTimer(): void {
     this.timer ??= setTimeout(() => {
       this.timer = undefined;
       void this.checkpoint().catch(() => {});
@@ -266,9 +278,13 @@ export class IntentLog<T extends IntentEntry> {
     } catch (error) {
       // Kept for the next checkpoint (or the next start's replay): nothing is lost.
       this.segments.unshift(...closing);
-      this.options.warn?.(`checkpoint of the intent log in ${this.dir} failed (retried later): ${messageOf(error)}`);
+      const message = messageOf(error);
+      // Retried every second: said once, and again only when the reason changes.
+      if (this.failure?.message !== message) this.options.warn?.(`checkpoint of the intent log in ${this.dir} failed (retried every second; its segments are kept): ${message}`);
+      this.failure = { since: this.failure?.since ?? Date.now(), message };
       throw error;
     }
+    this.failure = undefined;
     for (const segment of closing) {
       // Lines of appends that failed before their round wrote them: written, for a replay.
       if (segment.queued.length > 0) await this.writeAndSync(segment).catch(() => {});

@@ -591,7 +591,13 @@ export class PosixBackend implements Backend {
   }
 
   async health(): Promise<StorageHealth> {
-    return this.monitor ? this.monitor.check() : { state: "live", detail: `${this.root} (not probed)` };
+    const health: StorageHealth = this.monitor ? await this.monitor.check() : { state: "live", detail: `${this.root} (not probed)` };
+    const failure = this.journal?.checkpointFailure;
+    if (!failure) return health;
+    // Creates and Removes still work (their intents are durable), but the log is not
+    // emptied: the operator needs to know before the disk does.
+    const since = new Date(failure.since).toISOString();
+    return { ...health, detail: `${health.detail}; intent log: checkpoints failing since ${since} (${failure.message}), its segments are kept and retried` };
   }
 
   private async requireLive(volume: string, arrivedAt: number): Promise<void> {

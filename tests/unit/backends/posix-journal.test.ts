@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { mkdir, readdir, readFile, rmdir, stat, unlink, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rename, rmdir, stat, symlink, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { PosixBackend } from "../../../src/backends/posix/posix-backend.ts";
 import { hostIdentity } from "../../../src/system/atomic-file.ts";
@@ -305,5 +305,26 @@ describe("PosixBackend with its intent log (local scope, local root)", () => {
     expect(existsSync(recordPath("f2"))).toBe(false);
     expect((readRecord("f3") as { state: string }).state).toBe("ready");
     expect(warnings).toEqual([]);
+  });
+
+  test("checkpoints that fail show in health and warnings, keep the segment, and heal once the disk lets them", async () => {
+    const backend = await open();
+    // The trash is one of the directories a checkpoint syncs: a dangling symlink in its
+    // place makes that fsync fail, as a failing disk would.
+    await rename(trashDir(), `${trashDir()}.away`);
+    await symlink(join(dir, "nowhere"), trashDir());
+    await backend.create("h1", {});
+    expect(await eventually(() => warnings.some((w) => w.includes("checkpoint of the intent log")))).toBe(true);
+    const failing = await backend.health();
+    expect(failing.state).toBe("live");
+    expect(failing.detail).toContain("intent log: checkpoints failing since");
+    expect(segments().length).toBe(1);
+    // The volume itself was made and stays usable meanwhile.
+    expect(await names(backend)).toEqual(["h1"]);
+
+    await unlink(trashDir());
+    await rename(`${trashDir()}.away`, trashDir());
+    expect(await eventually(() => segments().length === 0)).toBe(true);
+    expect((await backend.health()).detail).not.toContain("intent log");
   });
 });
