@@ -39,7 +39,8 @@ const ignore = () => {};
  * callers arriving while an fsync runs all wait for one more fsync, started once the
  * running one ends, and share it. A caller is never answered by an fsync that started
  * before it asked (that one may have missed its rename). With four callers at once this
- * turns four fsyncs into at most two.
+ * turns four fsyncs into at most two. The intent log uses one per segment file, with a
+ * round that writes the queued lines before its fdatasync.
  */
 export class DirectorySync {
   /** Per directory: the fsync in flight. */
