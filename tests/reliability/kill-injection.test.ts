@@ -398,6 +398,39 @@ describe("SIGKILL at chosen syscalls (strace fault injection)", () => {
       console.log(`[kill-injection] Remove killed at step #${when}: temp files left in the metadata dir: ${done.metadataTemp.length}`);
     }, 30_000);
   }
+  for (const [step, syscalls] of [
+    ["at the fsync of the volume root (records synced, directories not yet)", "fsync"],
+    ["at the deletion of the segment (everything synced)", "unlink,unlinkat"],
+  ] as const) {
+    test(`a checkpoint killed ${step}: the restart replays the segment and changes nothing acknowledged`, async () => {
+      await suite.startServing().then(async ({ child }) => expect(await children.stop(child, "SIGTERM")).toBe(0));
+      const segment = join(suite.layout.root, CONTROL_DIR, "journal", "1.log");
+      const traced = await startKilledAt(syscalls, syscalls === "fsync" ? suite.layout.root : segment);
+      const conn = new EngineConn(suite.layout.socket);
+      for (const name of ["kept-a", "kept-b", "gone"]) expect(isOk((await conn.call("VolumeDriver.Create", { Name: name, Opts: { mode: "0750" } })) as Outcome)).toBe(true);
+      await writeFile(join(suite.layout.root, "kept-a", "data"), "precious");
+      expect(isOk((await conn.call("VolumeDriver.Remove", { Name: "gone" })) as Outcome)).toBe(true);
+      conn.close();
+      // The checkpoint comes about a second after the first intent, and dies in it.
+      await traced.exited;
+      expect(existsSync(segment)).toBe(true);
+
+      await suite.startServing();
+      const admin = new EngineConn(suite.layout.socket);
+      try {
+        const listed = (await must(admin, "VolumeDriver.List", {})).json.Volumes.map((v: { Name: string }) => v.Name).sort();
+        expect(listed).toEqual(["kept-a", "kept-b"]);
+        expect(await readFile(join(suite.layout.root, "kept-a", "data"), "utf8")).toBe("precious");
+        expect(statSync(join(suite.layout.root, "kept-b")).mode & 0o7777).toBe(0o750);
+        const inv = inventory(suite.layout.root);
+        expect([...inv.entries.keys()].sort()).toEqual(["kept-a", "kept-b"]);
+        expect([...inv.metadata.keys()].sort()).toEqual(["kept-a", "kept-b"]);
+        expect(readdirSync(join(suite.layout.root, CONTROL_DIR, "journal"))).toEqual([]);
+      } finally {
+        admin.close();
+      }
+    }, 30_000);
+  }
 });
 
 describe("SIGKILL between the steps of Remove (test-only crash points)", () => {
