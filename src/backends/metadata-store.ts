@@ -5,6 +5,7 @@ import { errnoCode, PluginError } from "../core/errors.ts";
 import { crashPoint } from "../system/crash-point.ts";
 import { readFileNoFollow, removeStaleTempFiles, type StagedFile, stageFile } from "../system/atomic-file.ts";
 import { type FsSteps, POOLED } from "../system/fs-steps.ts";
+import { lookAgainWhileMissing } from "../system/name-cache.ts";
 
 export interface MetadataStoreOptions {
   /** File mode of metadata files. */
@@ -137,9 +138,7 @@ export class MetadataStore<T> {
           await staged.discard();
           throw error instanceof PluginError ? error : failed(error);
         }
-        this.touched?.add(name);
-        this.index.set(name, value);
-        this.changes++;
+        this.remember(name, value);
       },
       discard: () => staged.discard(),
     };
@@ -159,6 +158,11 @@ export class MetadataStore<T> {
       if (errnoCode(error) !== "EEXIST") throw metadataError(`cannot write metadata of volume ${JSON.stringify(name)}`, error, name);
       return (await this.stage(name, value, { durable: false })).commit();
     }
+    this.remember(name, value);
+  }
+
+  /** The index after a write of `name`; a reload running meanwhile keeps it. */
+  private remember(name: string, value: T): void {
     this.touched?.add(name);
     this.index.set(name, value);
     this.changes++;
@@ -266,23 +270,17 @@ export class MetadataStore<T> {
 
 /**
  * Makes directory `path` (or finds it) and requires it to be a real directory. On a
- * shared root, hosts starting together race to make it; the loser's name cache may say
- * "no such entry" for a moment after its mkdir said EEXIST, so it looks again for up to
- * `patienceMs`.
+ * shared root, hosts starting together race to make it: the loser looks again while its
+ * name cache hides the winner's.
  */
-export async function makeRealDirectory(path: string, mode: number, patienceMs = 2000): Promise<void> {
+export async function makeRealDirectory(path: string, mode: number): Promise<void> {
   await mkdir(path, { mode }).catch((error: unknown) => {
     if (errnoCode(error) !== "EEXIST") throw error;
   });
-  const deadline = performance.now() + patienceMs;
-  for (;;) {
-    try {
-      return await requireRealDirectory(path);
-    } catch (error) {
-      if (errnoCode(error) !== "ENOENT" || performance.now() >= deadline) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-  }
+  await lookAgainWhileMissing(
+    () => requireRealDirectory(path),
+    (error) => errnoCode(error) === "ENOENT",
+  );
 }
 
 /** Throws unless `path` is a directory itself (not a symlink to one). */

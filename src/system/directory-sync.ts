@@ -1,9 +1,8 @@
 import { constants } from "node:fs";
 import { open } from "node:fs/promises";
 
-/** One fsync of a directory: makes the renames, unlinks and mkdirs done in it durable. */
-export async function fsyncDirectory(dir: string): Promise<void> {
-  const handle = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+async function fsyncOpened(path: string, flags: number): Promise<void> {
+  const handle = await open(path, flags);
   try {
     await handle.sync();
   } finally {
@@ -11,23 +10,21 @@ export async function fsyncDirectory(dir: string): Promise<void> {
   }
 }
 
+/** One fsync of a directory: makes the renames, unlinks and mkdirs done in it durable. */
+export function fsyncDirectory(dir: string): Promise<void> {
+  return fsyncOpened(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+}
+
 /**
  * fsync of a file or directory, through a descriptor that refuses a symlink; nothing when
  * it is gone (or a symlink now): there is nothing of ours left to make durable.
  */
 export async function fsyncIfPresent(path: string): Promise<void> {
-  let handle: Awaited<ReturnType<typeof open>>;
   try {
-    handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+    await fsyncOpened(path, constants.O_RDONLY | constants.O_NOFOLLOW);
   } catch (error) {
     const code = (error as { code?: string }).code;
-    if (code === "ENOENT" || code === "ELOOP") return;
-    throw error;
-  }
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
+    if (code !== "ENOENT" && code !== "ELOOP") throw error;
   }
 }
 

@@ -236,7 +236,7 @@ export class IntentLog<T extends IntentEntry> {
     await this.runCheckpoint();
   }
 
-  /** Segments written and not yet checkpointed (for status and tests). */
+  /** Segments written and not yet checkpointed (for tests). */
   get pendingSegments(): number {
     return this.segments.length;
   }

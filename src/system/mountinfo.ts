@@ -63,12 +63,7 @@ export async function treeFilesystems(path: string, file = "/proc/self/mountinfo
   return [holder.fsType, ...entries.filter((entry) => entry.mountPoint.startsWith(`${path}/`)).map((entry) => entry.fsType)];
 }
 
-/** True when `path` and everything mounted below it is a local filesystem. */
-export async function isLocalTree(path: string, file = "/proc/self/mountinfo"): Promise<boolean> {
-  return isLocal(await treeFilesystems(path, file));
-}
-
-/** Whether filesystem types (of treeFilesystems) are all local. */
+/** Whether filesystem types (of treeFilesystems) are all local: a stat of them cannot hang. */
 export function isLocal(types: readonly string[]): boolean {
   return types.length > 0 && types.every((type) => LOCAL_FILESYSTEMS.has(type));
 }

@@ -2,6 +2,7 @@ import { lstatSync, type Stats } from "node:fs";
 import { lstat } from "node:fs/promises";
 import { errnoCode, messageOf, PluginError } from "../../core/errors.ts";
 import { type FsSteps, POOLED } from "../../system/fs-steps.ts";
+import { lookAgainWhileMissing } from "../../system/name-cache.ts";
 import type { Ownership } from "./options.ts";
 
 /** Filesystem steps of the posix backend that never follow a symlink out of the root. */
@@ -74,20 +75,11 @@ export function backendError(message: string, cause: unknown, volume: string): P
   return new PluginError("BACKEND_FAILED", `${message}: ${messageOf(cause)}`, { cause, volume });
 }
 
-/**
- * After mkdir said EEXIST: the directory another host just created may stay invisible to
- * this client for a moment (its name cache still says "no such entry"), so look again
- * for up to `patienceMs` before calling it missing.
- */
-export async function requireExistingVolumeDirectory(dir: string, name: string, patienceMs = 2000): Promise<void> {
-  const deadline = performance.now() + patienceMs;
-  for (;;) {
-    try {
-      return await requireVolumeDirectory(dir, name);
-    } catch (error) {
-      const missing = error instanceof PluginError && errnoCode(error.cause) === "ENOENT";
-      if (!missing || performance.now() >= deadline) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-  }
+/** After mkdir said EEXIST: the volume's directory, looked at again while a name cache hides it. */
+export function requireExistingVolumeDirectory(dir: string, name: string, patienceMs = 2000): Promise<void> {
+  return lookAgainWhileMissing(
+    () => requireVolumeDirectory(dir, name),
+    (error) => error instanceof PluginError && errnoCode(error.cause) === "ENOENT",
+    patienceMs,
+  );
 }

@@ -3,19 +3,11 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { mkdir, readdir, readFile, rename, rmdir, stat, symlink, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { PosixBackend } from "../../../src/backends/posix/posix-backend.ts";
-import { hostIdentity } from "../../../src/system/atomic-file.ts";
-import { currentBootId, processIdentityOf } from "../../../src/system/process-identity.ts";
+import { processIdentityOf } from "../../../src/system/process-identity.ts";
+import { segmentText, withRunningProcess } from "../../support/intent-segments.ts";
 import { makeTempDir, removeTempDir } from "../../support/tmp.ts";
 
 const CONTROL = ".docker-quobyte-plugin";
-/** A writer that is certainly not running: no pid this large, and no such start time. */
-const DEAD_WRITER = "999999999:0";
-
-/** A segment file as a writer of this host would leave it (a dead one unless told otherwise). */
-function segment(lines: unknown[], header: Record<string, unknown> = {}): string {
-  const head = { journal: 1, host: hostIdentity(), boot: currentBootId(), writer: DEAD_WRITER, ...header };
-  return [head, ...lines].map((line) => `${JSON.stringify(line)}\n`).join("");
-}
 
 function readyRecord(createdAt: string, options: Record<string, string> = {}) {
   return { version: 1, createdAt, options, state: "ready" };
@@ -148,7 +140,7 @@ describe("PosixBackend with its intent log (local scope, local root)", () => {
   test("same boot: a Create interrupted before its record is rolled back (its empty directory goes)", async () => {
     await prepareRoot();
     await mkdir(join(root, "x"));
-    await writeFile(join(journalDir(), "1.log"), segment([{ op: "create", name: "x", meta: readyRecord("2024-01-01T00:00:00.000Z") }]));
+    await writeFile(join(journalDir(), "1.log"), segmentText([{ op: "create", name: "x", meta: readyRecord("2024-01-01T00:00:00.000Z") }]));
     const backend = await open();
     expect(existsSync(join(root, "x"))).toBe(false);
     expect(existsSync(recordPath("x"))).toBe(false);
@@ -162,7 +154,7 @@ describe("PosixBackend with its intent log (local scope, local root)", () => {
     await prepareRoot();
     await mkdir(join(root, "x"));
     await writeFile(join(root, "x", "adopted.txt"), "data");
-    await writeFile(join(journalDir(), "1.log"), segment([{ op: "create", name: "x", meta: readyRecord("2024-01-01T00:00:00.000Z") }]));
+    await writeFile(join(journalDir(), "1.log"), segmentText([{ op: "create", name: "x", meta: readyRecord("2024-01-01T00:00:00.000Z") }]));
     const backend = await open();
     expect(await readFile(join(root, "x", "adopted.txt"), "utf8")).toBe("data");
     expect(existsSync(recordPath("x"))).toBe(false);
@@ -175,7 +167,7 @@ describe("PosixBackend with its intent log (local scope, local root)", () => {
     await first.create("y", {});
     await first.close();
     const createdAt = (readRecord("y") as { createdAt: string }).createdAt;
-    await writeFile(join(journalDir(), "1.log"), segment([{ op: "remove", name: "y", createdAt }]));
+    await writeFile(join(journalDir(), "1.log"), segmentText([{ op: "remove", name: "y", createdAt }]));
 
     const second = await open();
     expect(await names(second)).toEqual([]);
@@ -194,7 +186,7 @@ describe("PosixBackend with its intent log (local scope, local root)", () => {
     await first.close();
     const record = readRecord("y") as { createdAt: string };
     expect(record.createdAt).not.toBe("2000-01-01T00:00:00.000Z");
-    await writeFile(join(journalDir(), "1.log"), segment([{ op: "remove", name: "y", createdAt: "2000-01-01T00:00:00.000Z" }]));
+    await writeFile(join(journalDir(), "1.log"), segmentText([{ op: "remove", name: "y", createdAt: "2000-01-01T00:00:00.000Z" }]));
 
     const second = await open();
     expect(await names(second)).toEqual(["y"]);
@@ -207,7 +199,7 @@ describe("PosixBackend with its intent log (local scope, local root)", () => {
   const writeCancelledCreate = (name: string, createdAt: string) =>
     writeFile(
       join(journalDir(), "1.log"),
-      segment([
+      segmentText([
         { op: "create", name, meta: readyRecord(createdAt) },
         { op: "cancel", name, of: "create", createdAt },
       ]),
@@ -240,19 +232,17 @@ describe("PosixBackend with its intent log (local scope, local root)", () => {
   });
 
   test("segments of another host or of a running writer are left in place and not replayed", async () => {
-    const sleeper = Bun.spawn(["sleep", "30"]);
-    try {
-      const alive = processIdentityOf(sleeper.pid);
+    await withRunningProcess(async (alive, pid, stop) => {
       expect(alive).toBeDefined();
       await prepareRoot();
       const meta = readyRecord("2024-01-01T00:00:00.000Z");
       for (const name of ["live", "elsewhere", "dead"]) await mkdir(join(root, name));
-      const live = segment([{ op: "create", name: "live", meta }], { writer: alive });
-      const elsewhere = segment([{ op: "create", name: "elsewhere", meta }], { host: "another-host" });
+      const live = segmentText([{ op: "create", name: "live", meta }], { writer: alive });
+      const elsewhere = segmentText([{ op: "create", name: "elsewhere", meta }], { host: "another-host" });
       await writeFile(join(journalDir(), "1.log"), live);
       await writeFile(join(journalDir(), "2.log"), elsewhere);
       // A dead writer's segment beside them is replayed: the replay did run.
-      await writeFile(join(journalDir(), "3.log"), segment([{ op: "create", name: "dead", meta }]));
+      await writeFile(join(journalDir(), "3.log"), segmentText([{ op: "create", name: "dead", meta }]));
 
       const backend = await open();
       expect(existsSync(join(root, "dead"))).toBe(false);
@@ -270,18 +260,14 @@ describe("PosixBackend with its intent log (local scope, local root)", () => {
       expect(existsSync(join(root, "elsewhere"))).toBe(true);
 
       // Once its writer is gone, the running writer's segment is one to replay; the other host's still is not.
-      sleeper.kill();
-      await sleeper.exited;
-      expect(await eventually(() => processIdentityOf(sleeper.pid) !== alive)).toBe(true);
+      await stop();
+      expect(await eventually(() => processIdentityOf(pid) !== alive)).toBe(true);
       const after = await open();
       expect(existsSync(join(root, "live"))).toBe(false);
       expect(existsSync(join(root, "elsewhere"))).toBe(true);
       expect(segments()).toEqual(["2.log"]);
       expect(await names(after)).toEqual(["v"]);
-    } finally {
-      sleeper.kill();
-      await sleeper.exited;
-    }
+    });
   });
 
   test("the journal empties itself after Create and Remove, and close leaves it empty", async () => {

@@ -3,6 +3,7 @@ import { mkdir, mkdtemp, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DirectorySync, fsyncDirectory } from "../../../src/system/directory-sync.ts";
+import { settled } from "../../support/settled.ts";
 
 /**
  * The real fsync, held at its start until the test lets it go, so that a test can
@@ -22,17 +23,6 @@ class GatedFsync {
   release(): void {
     for (const open of this.gates.splice(0)) open();
   }
-}
-
-/** Whether `promise` has settled after the microtasks and I/O queued so far. */
-async function settled(promise: Promise<unknown>): Promise<boolean> {
-  let done = false;
-  void promise.then(
-    () => (done = true),
-    () => (done = true),
-  );
-  await Bun.sleep(20);
-  return done;
 }
 
 describe("DirectorySync (group commit of directory fsyncs)", () => {

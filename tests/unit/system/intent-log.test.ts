@@ -4,30 +4,16 @@ import { join } from "node:path";
 import { hostIdentity } from "../../../src/system/atomic-file.ts";
 import { fsyncDirectory } from "../../../src/system/directory-sync.ts";
 import { IntentLog, type IntentLogOptions } from "../../../src/system/intent-log.ts";
-import { currentBootId, currentProcessIdentity, processIdentityOf } from "../../../src/system/process-identity.ts";
+import { currentBootId, currentProcessIdentity } from "../../../src/system/process-identity.ts";
+import { segmentText, withRunningProcess } from "../../support/intent-segments.ts";
 import { makeTempDir, removeTempDir } from "../../support/tmp.ts";
+import { settled } from "../../support/settled.ts";
 
 interface Note {
   name: string;
   n: number;
 }
 
-/** Whether `promise` has settled after the I/O queued so far. */
-async function settled(promise: Promise<unknown>): Promise<boolean> {
-  let done = false;
-  void promise.then(
-    () => (done = true),
-    () => (done = true),
-  );
-  await Bun.sleep(30);
-  return done;
-}
-
-/** A segment file as a dead writer of this host would leave it. */
-function segment(lines: unknown[], header: Record<string, unknown> = {}): string {
-  const head = { journal: 1, host: hostIdentity(), boot: currentBootId(), writer: "999999999:0", ...header };
-  return [head, ...lines].map((line) => `${JSON.stringify(line)}\n`).join("");
-}
 
 describe("IntentLog", () => {
   let dir = "";
@@ -100,7 +86,7 @@ describe("IntentLog", () => {
     const { log } = await open();
     const ticket = await log.append({ name: "slow", n: 1 });
     const checkpoint = log.checkpoint();
-    expect(await settled(checkpoint)).toBe(false);
+    expect(await settled(checkpoint, 30)).toBe(false);
     expect(segments()).toEqual(["1.log"]);
     // Appends meanwhile go to a new segment, which this checkpoint does not delete.
     (await log.append({ name: "later", n: 2 })).done();
@@ -141,7 +127,7 @@ describe("IntentLog", () => {
     (await first.log.append({ name: "a", n: 1 })).done();
     // The writer "dies": its segment stays. A second log opened on the directory reads it.
     const journal = join(dir, "journal");
-    writeFileSync(join(journal, "7.log"), segment([{ name: "b", n: 2 }, { name: "a", n: 3 }]));
+    writeFileSync(join(journal, "7.log"), segmentText([{ name: "b", n: 2 }, { name: "a", n: 3 }]));
     const second = await open();
     expect(second.recovered.entries).toEqual([
       { name: "a", n: 1 },
@@ -160,7 +146,7 @@ describe("IntentLog", () => {
   test("a torn last line was never acknowledged and is dropped silently; a damaged line is reported, later ones kept", async () => {
     const journal = join(dir, "journal");
     await open();
-    writeFileSync(join(journal, "1.log"), `${segment([{ name: "a", n: 1 }])}{not json}\n${JSON.stringify({ name: "b", n: 2 })}\n{"name":"c","n`);
+    writeFileSync(join(journal, "1.log"), `${segmentText([{ name: "a", n: 1 }])}{not json}\n${JSON.stringify({ name: "b", n: 2 })}\n{"name":"c","n`);
     const { recovered } = await open();
     expect(recovered.entries).toEqual([
       { name: "a", n: 1 },
@@ -171,7 +157,7 @@ describe("IntentLog", () => {
 
   test("a segment from another boot makes the recovery one that must redo everything", async () => {
     await open();
-    writeFileSync(join(dir, "journal", "1.log"), segment([{ name: "a", n: 1 }], { boot: "another-boot" }));
+    writeFileSync(join(dir, "journal", "1.log"), segmentText([{ name: "a", n: 1 }], { boot: "another-boot" }));
     const { recovered } = await open();
     expect(recovered.sameBoot).toBe(false);
     expect(recovered.entries).toEqual([{ name: "a", n: 1 }]);
@@ -187,14 +173,12 @@ describe("IntentLog", () => {
   });
 
   test("a running writer's segment and another host's are left alone", async () => {
-    const sleeper = Bun.spawn(["sleep", "30"]);
-    try {
-      const alive = processIdentityOf(sleeper.pid);
+    await withRunningProcess(async (alive) => {
       expect(alive).toBeDefined();
       await open();
-      writeFileSync(join(dir, "journal", "1.log"), segment([{ name: "live", n: 1 }], { writer: alive }));
-      writeFileSync(join(dir, "journal", "2.log"), segment([{ name: "elsewhere", n: 2 }], { host: "another-host" }));
-      writeFileSync(join(dir, "journal", "3.log"), segment([{ name: "dead", n: 3 }]));
+      writeFileSync(join(dir, "journal", "1.log"), segmentText([{ name: "live", n: 1 }], { writer: alive }));
+      writeFileSync(join(dir, "journal", "2.log"), segmentText([{ name: "elsewhere", n: 2 }], { host: "another-host" }));
+      writeFileSync(join(dir, "journal", "3.log"), segmentText([{ name: "dead", n: 3 }]));
       const { log, recovered } = await open();
       expect(recovered.entries).toEqual([{ name: "dead", n: 3 }]);
       await log.forgetRecovered();
@@ -203,9 +187,6 @@ describe("IntentLog", () => {
       (await log.append({ name: "new", n: 4 })).done();
       expect(existsSync(join(dir, "journal", "4.log"))).toBe(true);
       await log.close();
-    } finally {
-      sleeper.kill();
-      await sleeper.exited;
-    }
+    });
   });
 });

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, expect, test } from "bun:test";
 import { mkdirSync, renameSync, symlinkSync, writeFileSync } from "node:fs";
 import { PosixBackend } from "../../../src/backends/posix/posix-backend.ts";
-import { isLocal, isLocalTree, keepsMetadataOrder, treeFilesystems } from "../../../src/system/mountinfo.ts";
+import { isLocal, keepsMetadataOrder, treeFilesystems } from "../../../src/system/mountinfo.ts";
 import { makeTempDir, removeTempDir } from "../../support/tmp.ts";
 
 // A Mount checks the volume directory with a blocking lstat only where that cannot hang:
@@ -30,10 +30,10 @@ test("a root on ext4 or tmpfs, with nothing else below it, is local", async () =
     ["/srv", "tmpfs", "tmpfs"],
     ["/srv/other", "nfs4", "server:/x"],
   ]);
-  expect(await isLocalTree("/var/lib/volumes", file)).toBe(true);
-  expect(await isLocalTree("/srv/volumes", file)).toBe(true);
+  expect(isLocal(await treeFilesystems("/var/lib/volumes", file))).toBe(true);
+  expect(isLocal(await treeFilesystems("/srv/volumes", file))).toBe(true);
   // A sibling that merely shares the prefix is not below the root.
-  expect(await isLocalTree("/srv/oth", file)).toBe(true);
+  expect(isLocal(await treeFilesystems("/srv/oth", file))).toBe(true);
 });
 
 test("a root on a network or FUSE filesystem, or with one mounted below it, is not", async () => {
@@ -45,11 +45,11 @@ test("a root on a network or FUSE filesystem, or with one mounted below it, is n
     ["/data", "nfs", "server:/data"],
     ["/data/cache", "tmpfs", "tmpfs"],
   ]);
-  expect(await isLocalTree("/mnt/quobyte/volumes", file)).toBe(false);
-  expect(await isLocalTree("/srv/vols", file)).toBe(false);
-  expect(await isLocalTree("/data/volumes", file)).toBe(false);
+  expect(isLocal(await treeFilesystems("/mnt/quobyte/volumes", file))).toBe(false);
+  expect(isLocal(await treeFilesystems("/srv/vols", file))).toBe(false);
+  expect(isLocal(await treeFilesystems("/data/volumes", file))).toBe(false);
   // Mounted later over the NFS tree: the last, longest mount point holds the path.
-  expect(await isLocalTree("/data/cache/volumes", file)).toBe(true);
+  expect(isLocal(await treeFilesystems("/data/cache/volumes", file))).toBe(true);
 });
 
 test("the intent log needs filesystems that keep metadata changes in order: not ext2 nor f2fs, nor anything below that is not", async () => {
