@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { withDeadline } from "../core/deadline.ts";
 import { errnoCode, PluginError } from "../core/errors.ts";
 import { crashPoint } from "../system/crash-point.ts";
-import { readFileNoFollow, removeStaleTempFiles, type StagedFile, stageFile } from "../system/atomic-file.ts";
+import { readFileNoFollow, removeStaleTempFiles, type StagedFile, stageFile, writeFileAtomic } from "../system/atomic-file.ts";
 import { type FsSteps, POOLED } from "../system/fs-steps.ts";
 import { lookAgainWhileMissing } from "../system/name-cache.ts";
 
@@ -40,6 +40,8 @@ export async function bothStaged<A extends StagedRecord | undefined, B extends S
 
 /** Files read at once while loading the index: enough to hide latency, few enough for NFS. */
 const LOAD_CONCURRENCY = 32;
+/** Deferred records written at once by a checkpoint. */
+const WRITE_CONCURRENCY = 16;
 
 /**
  * One JSON file per volume in a directory, named exactly like the volume (names are
@@ -61,6 +63,8 @@ export class MetadataStore<T> {
   private refreshing: Promise<void> | undefined;
   /** Names changed by this process while a reload runs: the reload must not undo them. */
   private touched: Set<string> | undefined;
+  /** Records in the index whose files are not written yet (see defer). */
+  private deferred = new Map<string, T>();
 
   constructor(
     readonly dir: string,
@@ -145,24 +149,53 @@ export class MetadataStore<T> {
   }
 
   /**
-   * Writes a record that does not exist yet straight under its name, unsynced: for an
-   * operation an intent log makes durable, whose replay also deals with a record torn by
-   * a crash. One that exists (an older life's, or torn) is replaced atomically instead.
+   * A record kept in the index only, for an operation an intent log makes durable: the
+   * log's next checkpoint writes it (writeDeferred), and a Remove before that has no file
+   * to delete. A record of an older life still on disk is replaced now instead (unsynced),
+   * so that no stale file can outlive a Remove.
    */
-  async writeUnsynced(name: string, value: T): Promise<void> {
-    await this.verifyDirectories();
+  async defer(name: string, value: T): Promise<void> {
+    if (this.index.has(name) && !this.deferred.has(name)) return (await this.stage(name, value, { durable: false })).commit();
+    this.remember(name, value);
+    this.deferred.set(name, value);
+  }
+
+  /**
+   * Writes the deferred records of `names`, unsynced (the checkpoint syncs them), on the
+   * thread pool: a checkpoint must not hold the event loop for thousands of files. A
+   * record removed or replaced while its file was written loses that file again.
+   */
+  async writeDeferred(names: ReadonlySet<string>): Promise<void> {
+    const due = [...names].filter((name) => this.deferred.has(name));
+    for (let i = 0; i < due.length; i += WRITE_CONCURRENCY) {
+      await this.verifyDirectories();
+      await Promise.all(due.slice(i, i + WRITE_CONCURRENCY).map((name) => this.writeDeferredOne(name)));
+    }
+  }
+
+  private async writeDeferredOne(name: string): Promise<void> {
+    const value = this.deferred.get(name);
+    if (value === undefined) return;
     const path = join(this.dir, name);
+    const text = `${JSON.stringify(value)}\n`;
     try {
-      await this.steps.createFile(path, `${JSON.stringify(value)}\n`, this.options.mode, false);
+      await POOLED.createFile(path, text, this.options.mode, false);
     } catch (error) {
       if (errnoCode(error) !== "EEXIST") throw metadataError(`cannot write metadata of volume ${JSON.stringify(name)}`, error, name);
-      return (await this.stage(name, value, { durable: false })).commit();
+      // A file torn by a crash before this process started: replaced atomically.
+      await writeFileAtomic(path, text, this.options.mode, { steps: POOLED, durable: false });
     }
-    this.remember(name, value);
+    if (this.deferred.get(name) === value) {
+      this.deferred.delete(name);
+    } else if (!this.index.has(name) || this.deferred.has(name)) {
+      // Removed (or created anew, deferred again) meanwhile: its Remove found no file.
+      await POOLED.unlink(path).catch(() => {});
+    }
   }
 
   /** The index after a write of `name`; a reload running meanwhile keeps it. */
   private remember(name: string, value: T): void {
+    this.deferred.delete(name);
     this.touched?.add(name);
     this.index.set(name, value);
     this.changes++;
@@ -173,6 +206,7 @@ export class MetadataStore<T> {
    * whose return after a power cut is harmless (one that start finishes or rolls back).
    */
   async delete(name: string, { durable = true } = {}): Promise<void> {
+    if (this.deferred.delete(name)) return this.forget(name);
     await this.verifyDirectories();
     try {
       await this.steps.unlink(join(this.dir, name));
@@ -182,6 +216,10 @@ export class MetadataStore<T> {
         throw metadataError(`cannot delete metadata of volume ${JSON.stringify(name)}`, error, name);
       }
     }
+    this.forget(name);
+  }
+
+  private forget(name: string): void {
     this.touched?.add(name);
     this.index.delete(name);
     this.changes++;
@@ -240,6 +278,7 @@ export class MetadataStore<T> {
         if (value !== undefined) fresh.set(name, value);
       });
     }
+    for (const [name, value] of this.deferred) fresh.set(name, value);
     for (const name of this.touched) {
       const local = this.index.get(name);
       if (local === undefined) fresh.delete(name);

@@ -26,11 +26,6 @@ export interface IntentEntry {
 export interface RecoveredIntents<T extends IntentEntry> {
   /** Their entries, in the order they were written. */
   entries: T[];
-  /**
-   * All of them were written during this boot: the filesystem then holds every step their
-   * writers took, synced or not (only a power cut or a crash of the kernel loses those).
-   */
-  sameBoot: boolean;
   /** Lines that could not be read, to report (a torn last line is expected and not listed). */
   damaged: string[];
 }
@@ -114,7 +109,7 @@ export class IntentLog<T extends IntentEntry> {
       .map((file) => ({ file, sequence: Number(SEGMENT_NAME.exec(file)?.[1] ?? Number.NaN) }))
       .filter((segment) => Number.isSafeInteger(segment.sequence))
       .sort((a, b) => a.sequence - b.sequence);
-    const recovered: RecoveredIntents<T> = { entries: [], sameBoot: bootId !== "unknown", damaged: [] };
+    const recovered: RecoveredIntents<T> = { entries: [], damaged: [] };
     const recoveredPaths: string[] = [];
     for (const { file } of files) {
       const path = join(dir, file);
@@ -124,7 +119,6 @@ export class IntentLog<T extends IntentEntry> {
       if (read.header && read.header.host !== hostIdentity()) continue;
       if (read.header && read.header.boot === bootId && read.header.writer !== currentProcessIdentity() && processIdentityAlive(read.header.writer)) continue;
       recoveredPaths.push(path);
-      if (read.entries.length > 0 && read.header?.boot !== bootId) recovered.sameBoot = false;
       recovered.entries.push(...read.entries);
       recovered.damaged.push(...read.damaged);
     }

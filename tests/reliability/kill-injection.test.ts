@@ -25,6 +25,7 @@ import {
   waitServing,
 } from "./support.ts";
 import { CRASH_AT_ENV } from "../../src/system/crash-point.ts";
+import { checkpointed } from "../support/intent-segments.ts";
 import {
   checkCleanSigterm,
   checkMarkers,
@@ -176,6 +177,8 @@ describe("concurrency without kills", () => {
         expect(replies.filter((r) => !isOk(r as Outcome)).map((r) => r.text)).toEqual([]);
         const listed = (await must(conns[0]!, "VolumeDriver.List", {})).json.Volumes.map((v: { Name: string }) => v.Name);
         expect(listed.filter((n: string) => n === name)).toEqual([name]);
+        // The record is written by the intent log's checkpoint, about a second later.
+        await checkpointed(suite.layout.root);
         const inv = inventory(suite.layout.root);
         expect(inv.entries.get(name)).toBe("dir");
         expect(inv.metadata.get(name)?.state).toBe("ready");
@@ -300,19 +303,18 @@ describe("SIGKILL at chosen syscalls (strace fault injection)", () => {
   }
 
   /**
-   * Creates "interrupted", SIGKILLed as it puts its metadata in place; restarts cleanly.
-   * Journaled (local scope on a local root), the record is written in place after the
-   * mkdir: the kill comes at its open. Without the journal (`--scope global`) the records
-   * go through temporary files: the kill comes once they are written (a crash point; strace
-   * cannot match a rename by its target).
+   * Creates "interrupted", SIGKILLed on the way; restarts cleanly. Journaled (local scope
+   * on a local root), the kill comes at the volume's mkdir, after its intent is durable
+   * (the record waits for the checkpoint). Without the journal (`--scope global`) the
+   * records go through temporary files: the kill comes once they are written (a crash
+   * point; strace cannot match a rename by its target).
    */
   async function interruptedCreate(journaled: boolean): Promise<EngineConn> {
     const extra = journaled ? [] : ["--scope", "global"];
     await suite.startServing(extra).then(async ({ child }) => expect(await children.stop(child, "SIGTERM")).toBe(0));
-    const record = join(suite.layout.root, CONTROL_DIR, "volumes", "interrupted");
-    const traced = journaled ? await startKilledAt("open,openat", record, extra) : await startCrashingAt("metadata:staged", extra);
+    const traced = journaled ? await startKilledAt("mkdir,mkdirat", join(suite.layout.root, "interrupted"), extra) : await startCrashingAt("metadata:staged", extra);
     const conn = new EngineConn(suite.layout.socket);
-    const out = await conn.call("VolumeDriver.Create", { Name: "interrupted", Opts: null });
+    const out = await conn.call("VolumeDriver.Create", { Name: "interrupted", Opts: { mode: "0750" } });
     conn.close();
     expect(out.kind).toBe("cut");
     await traced.exited;
@@ -322,19 +324,22 @@ describe("SIGKILL at chosen syscalls (strace fault injection)", () => {
     return new EngineConn(suite.layout.socket);
   }
 
-  test("a Create killed between mkdir and its metadata write leaves no directory behind once its name is removed", async () => {
+  test("a Create killed after its intent is durable (at its mkdir) is finished by the next start, then removable without a trace", async () => {
     const admin = await interruptedCreate(true);
     try {
-      // Not acknowledged, not listed: fine. The engine reports the failed Create; the user
-      // then removes the name (or never mentions it again). Either way nothing of it may
-      // stay in the root, invisible to List and to every later Remove.
-      expect((await must(admin, "VolumeDriver.List", {})).json.Volumes).toEqual([]);
+      // The intent was the decision: the engine saw the call cut, and finds the volume on
+      // its retry (Create is idempotent) or in List.
+      expect((await must(admin, "VolumeDriver.List", {})).json.Volumes.map((v: { Name: string }) => v.Name)).toEqual(["interrupted"]);
+      expect(statSync(join(suite.layout.root, "interrupted")).mode & 0o7777).toBe(0o750);
+      expect(inventory(suite.layout.root).metadata.get("interrupted")?.state).toBe("ready");
+      expect(isOk((await admin.call("VolumeDriver.Create", { Name: "interrupted", Opts: { mode: "0750" } })) as Outcome)).toBe(true);
       expect(isOk((await admin.call("VolumeDriver.Remove", { Name: "interrupted" })) as Outcome)).toBe(true);
     } finally {
       admin.close();
     }
     const inv = inventory(suite.layout.root);
     expect([...inv.entries].map(([name, kind]) => `${kind} ${name}`)).toEqual([]);
+    expect([...inv.metadata.keys()]).toEqual([]);
   }, 30_000);
 
   test("temporary files of interrupted metadata writes do not accumulate: the next start removes them", async () => {
@@ -398,14 +403,16 @@ describe("SIGKILL at chosen syscalls (strace fault injection)", () => {
       console.log(`[kill-injection] Remove killed at step #${when}: temp files left in the metadata dir: ${done.metadataTemp.length}`);
     }, 30_000);
   }
-  for (const [step, syscalls] of [
-    ["at the fsync of the volume root (records synced, directories not yet)", "fsync"],
-    ["at the deletion of the segment (everything synced)", "unlink,unlinkat"],
+  for (const [step, syscalls, target] of [
+    ["at the write of a deferred record (its first step)", "open,openat", "record"],
+    ["at the fsync of the volume root (records synced, directories not yet)", "fsync", "root"],
+    ["at the deletion of the segment (everything synced)", "unlink,unlinkat", "segment"],
   ] as const) {
     test(`a checkpoint killed ${step}: the restart replays the segment and changes nothing acknowledged`, async () => {
       await suite.startServing().then(async ({ child }) => expect(await children.stop(child, "SIGTERM")).toBe(0));
       const segment = join(suite.layout.root, CONTROL_DIR, "journal", "1.log");
-      const traced = await startKilledAt(syscalls, syscalls === "fsync" ? suite.layout.root : segment);
+      const paths = { record: join(suite.layout.root, CONTROL_DIR, "volumes", "kept-b"), root: suite.layout.root, segment };
+      const traced = await startKilledAt(syscalls, paths[target]);
       const conn = new EngineConn(suite.layout.socket);
       for (const name of ["kept-a", "kept-b", "gone"]) expect(isOk((await conn.call("VolumeDriver.Create", { Name: name, Opts: { mode: "0750" } })) as Outcome)).toBe(true);
       await writeFile(join(suite.layout.root, "kept-a", "data"), "precious");

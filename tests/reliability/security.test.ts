@@ -5,6 +5,7 @@ import { beforeEach, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import {
   chmodSync,
+  existsSync,
   lstatSync,
   mkdirSync,
   readdirSync,
@@ -36,6 +37,7 @@ import {
   waitServing,
   withConn,
 } from "./support.ts";
+import { checkpointed } from "../support/intent-segments.ts";
 
 const SEED = suiteSeed("security", 0x5ec0_0001);
 const suite = new PosixSuite("dqp-sec-");
@@ -93,6 +95,8 @@ describe("file modes", () => {
         await ok(conn, "VolumeDriver.Create", { Name: "gone" });
         await ok(conn, "VolumeDriver.Remove", { Name: "gone" }); // a rewrite and a delete of metadata
       });
+      // New records are written by the intent log's checkpoint.
+      await checkpointed(suite.layout.root);
 
       const sock = lstatSync(suite.layout.socket);
       expect(sock.isSocket()).toBe(true);
@@ -322,6 +326,7 @@ describe("symlinks planted in the root are never followed out of it", () => {
     const metaDir = join(suite.layout.root, CONTROL_DIR, "volumes");
     await withConn(suite.layout.socket, async (conn) => {
       await ok(conn, "VolumeDriver.Create", { Name: "metavictim" });
+      await checkpointed(suite.layout.root);
       unlinkSync(join(metaDir, "metavictim"));
       symlinkSync(outsideFile, join(metaDir, "metavictim"));
       symlinkSync(outsideFile, join(metaDir, "ghost")); // and one with no volume at all
@@ -348,6 +353,7 @@ describe("symlinks planted in the root are never followed out of it", () => {
     const metaDir = join(suite.layout.root, CONTROL_DIR, "volumes");
     await withConn(suite.layout.socket, async (conn) => {
       await ok(conn, "VolumeDriver.Create", { Name: "metavictim" });
+      await checkpointed(suite.layout.root);
       unlinkSync(join(metaDir, "metavictim"));
       symlinkSync(outsideFile, join(metaDir, "metavictim"));
       await sendAll(conn, [
@@ -359,6 +365,24 @@ describe("symlinks planted in the root are never followed out of it", () => {
       ] as const);
       expect(outsideNow()).toEqual(before);
       expect(readFileSync(outsideFile, "utf8")).toContain('"state":"ready"');
+    });
+  }, 20_000);
+
+  test("a symlink planted where a new volume's record is to be written: the checkpoint replaces the link, never writes through it", async () => {
+    await suite.startServing();
+    const metaDir = join(suite.layout.root, CONTROL_DIR, "volumes");
+    await withConn(suite.layout.socket, async (conn) => {
+      await ok(conn, "VolumeDriver.Create", { Name: "planted" });
+      // The record waits for the checkpoint, about a second: the link comes first.
+      expect(existsSync(join(metaDir, "planted"))).toBe(false);
+      symlinkSync(outsideFile, join(metaDir, "planted"));
+      await checkpointed(suite.layout.root);
+      expect(outsideNow()).toEqual(before);
+      const record = lstatSync(join(metaDir, "planted"));
+      expect(record.isFile()).toBe(true);
+      expect(JSON.parse(readFileSync(join(metaDir, "planted"), "utf8")).state).toBe("ready");
+      await ok(conn, "VolumeDriver.Remove", { Name: "planted" });
+      expect(outsideNow()).toEqual(before);
     });
   }, 20_000);
 

@@ -1,3 +1,6 @@
+import { readdirSync } from "node:fs";
+import { join } from "node:path";
+import { CONTROL_DIR } from "../../src/backends/posix/posix-backend.ts";
 import { hostIdentity } from "../../src/system/atomic-file.ts";
 import { currentBootId, processIdentityOf } from "../../src/system/process-identity.ts";
 
@@ -24,5 +27,18 @@ export async function withRunningProcess(use: (identity: string | undefined, pid
     await use(processIdentityOf(sleeper.pid), sleeper.pid, stop);
   } finally {
     await stop();
+  }
+}
+
+/**
+ * Waits until the intent log under `root` holds no segment: its checkpoint, about a second
+ * after the last Create or Remove, has written the deferred records and synced them.
+ */
+export async function checkpointed(root: string, timeoutMs = 10_000): Promise<void> {
+  const journal = join(root, CONTROL_DIR, "journal");
+  const deadline = performance.now() + timeoutMs;
+  while (readdirSync(journal).some((file) => file.endsWith(".log"))) {
+    if (performance.now() > deadline) throw new Error(`the intent log in ${journal} was not checkpointed within ${timeoutMs} ms`);
+    await Bun.sleep(20);
   }
 }

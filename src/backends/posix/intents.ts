@@ -12,13 +12,11 @@ export type PosixIntent =
 
 /** A step of the replay at start; what the filesystem needs to match the log. */
 export type ReplayStep =
-  /** An intended volume whose record is in place: its directory must be too. */
+  /** A volume the log leaves existing whose record is in place: its directory must be too. */
   | { kind: "ensure-directory"; name: string; meta: PosixVolumeMeta }
-  /** An intended volume whose record was lost: make (or adopt) its directory, write the record. */
+  /** A volume the log leaves existing without its record: make (or adopt) its directory, write the record. */
   | { kind: "redo-create"; name: string; meta: PosixVolumeMeta }
-  /** A Create that never finished in this boot: its directory goes if empty. */
-  | { kind: "roll-back-create"; name: string }
-  /** A decided Remove whose volume is still recorded: finish it. */
+  /** A volume the log leaves removed: whatever is left of it goes. */
   | { kind: "finish-remove"; name: string }
   /** A cancelled Create whose record stayed: it goes (the directory stays, adopted data included). */
   | { kind: "drop-record"; name: string };
@@ -45,65 +43,56 @@ function identityOf(intent: PosixIntent): string {
 }
 
 /**
- * The steps that bring the filesystem in line with recovered intents. `recorded` is the
+ * The steps that bring the filesystem to the state the recovered intents leave: per
+ * name, the last Create or Remove that was not cancelled decides. `recorded` is the
  * createdAt of each volume's record on disk now.
  *
- * - Written in this boot, the filesystem holds every step the dead writer took, synced
- *   or not. Operations on one name run one at a time and append only after the previous
- *   one finished, so only each name's last intent can be unfinished: a Create without its
- *   record is rolled back (never acknowledged: the record is its last step), a Remove whose
- *   record is still there is finished (it was decided).
- * - After a reboot, effects that were never synced may be lost, acknowledged or not: every
- *   intent is redone in order. A local journaling filesystem makes metadata changes
- *   durable in the order they were made, so what survived of one name's steps is a prefix
- *   of them, and the record on disk says how far it got.
+ * Only that final state is made, never the steps before it: a Create's record is written
+ * by the checkpoint after it (or never, when a Remove came first), so a record says
+ * nothing of how far a name got, and replaying an earlier life's Remove could take the
+ * data of the life after it. What is at the name decides nothing either: a logged intent
+ * is a decision, acknowledged or not (its line may have reached the disk just before the
+ * crash), and is carried out.
+ *
+ * - Existing: its record is written if missing or of another life (the log is newer than
+ *   any record), and its directory is made or adopted, holding whatever data survived.
+ * - Removed: the directory and the record go, unless the record is of a life the log
+ *   does not know (left alone).
+ * - A record of a cancelled Create, with no later intent of its name, is dropped.
+ *
+ * A crash of this process leaves every effect in the page cache. After a power cut, a
+ * local journaling filesystem keeps metadata changes in the order they were made, and
+ * each fdatasync of the log commits every change before it: a Remove's effects are
+ * durable before the next Create of its name is logged.
  */
-export function planReplay(intents: readonly PosixIntent[], sameBoot: boolean, recorded: ReadonlyMap<string, string>): ReplayStep[] {
-  const cancelled = new Set(intents.filter((i) => i.op === "cancel").map((i) => `${i.of}\0${i.name}\0${i.createdAt}`));
-  const isCancelled = (intent: PosixIntent) => intent.op !== "cancel" && cancelled.has(`${intent.op}\0${intent.name}\0${identityOf(intent)}`);
-  return sameBoot ? planSameBoot(intents, recorded) : planRedo(intents, recorded, isCancelled);
-}
-
-function planSameBoot(intents: readonly PosixIntent[], recorded: ReadonlyMap<string, string>): ReplayStep[] {
+export function planReplay(intents: readonly PosixIntent[], recorded: ReadonlyMap<string, string>): ReplayStep[] {
+  const key = (name: string, createdAt: string) => `${name}\0${createdAt}`;
+  const cancelled = new Set(intents.filter((i) => i.op === "cancel").map((i) => `${i.of}\0${key(i.name, i.createdAt)}`));
+  const cancelledCreates = new Set<string>();
   const last = new Map<string, PosixIntent>();
   for (const intent of intents) {
+    if (intent.op === "cancel") continue;
+    if (cancelled.has(`${intent.op}\0${key(intent.name, identityOf(intent))}`)) {
+      if (intent.op === "create") cancelledCreates.add(key(intent.name, intent.meta.createdAt));
+      continue;
+    }
+    // Steps come in the order of each name's last intent.
     last.delete(intent.name);
     last.set(intent.name, intent);
   }
   const steps: ReplayStep[] = [];
+  for (const name of new Set(intents.map((intent) => intent.name))) {
+    const record = recorded.get(name);
+    if (!last.has(name) && record !== undefined && cancelledCreates.has(key(name, record))) steps.push({ kind: "drop-record", name });
+  }
   for (const intent of last.values()) {
     const record = recorded.get(intent.name);
-    if (intent.op === "create" && record === undefined) steps.push({ kind: "roll-back-create", name: intent.name });
-    if (intent.op === "remove" && record === intent.createdAt) steps.push({ kind: "finish-remove", name: intent.name });
-  }
-  return steps;
-}
-
-function planRedo(intents: readonly PosixIntent[], recorded: ReadonlyMap<string, string>, isCancelled: (intent: PosixIntent) => boolean): ReplayStep[] {
-  const state = new Map(recorded);
-  const steps: ReplayStep[] = [];
-  for (const intent of intents) {
-    const record = state.get(intent.name);
+    // A cancelled Create's record counts as none.
+    const current = record !== undefined && cancelledCreates.has(key(intent.name, record)) ? undefined : record;
     if (intent.op === "create") {
-      const created = intent.meta.createdAt;
-      if (isCancelled(intent)) {
-        if (record === created) {
-          steps.push({ kind: "drop-record", name: intent.name });
-          state.delete(intent.name);
-        }
-      } else if (record === created) {
-        steps.push({ kind: "ensure-directory", name: intent.name, meta: intent.meta });
-      } else if (record === undefined) {
-        steps.push({ kind: "redo-create", name: intent.name, meta: intent.meta });
-        state.set(intent.name, created);
-      }
-      // Another record: a later life of this name got further on disk, or
-      // one that no intent explains, which replay leaves alone.
-      continue;
-    }
-    if (intent.op === "remove" && !isCancelled(intent) && record === intent.createdAt) {
+      steps.push({ kind: current === intent.meta.createdAt ? "ensure-directory" : "redo-create", name: intent.name, meta: intent.meta });
+    } else if (current === undefined || current === intent.createdAt) {
       steps.push({ kind: "finish-remove", name: intent.name });
-      state.delete(intent.name);
     }
   }
   return steps;

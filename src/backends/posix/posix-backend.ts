@@ -215,7 +215,7 @@ export class PosixBackend implements Backend {
     }
     const recorded = new Map(this.meta.entries().map(([name, meta]) => [name, meta.createdAt]));
     let failed = 0;
-    for (const step of planReplay(intents, recovered.sameBoot, recorded)) {
+    for (const step of planReplay(intents, recorded)) {
       try {
         await this.replay(step);
       } catch (error) {
@@ -246,12 +246,6 @@ export class PosixBackend implements Backend {
         await this.makeDirectory(step.name, await parseOwnership(step.meta.options, step.name), ready);
         return;
       }
-      case "roll-back-create":
-        // A record torn by the crash (written in place, see writeUnsynced) goes; the
-        // directory only if empty (made by that Create), not holding data (adopted).
-        await this.meta.delete(step.name, { durable: false });
-        await rmdir(this.pathOf(step.name)).catch(() => {});
-        return;
       case "finish-remove":
         await this.finishRemove(step.name, { deleteNow: false, durable: false });
         return;
@@ -262,10 +256,12 @@ export class PosixBackend implements Backend {
   }
 
   /**
-   * A checkpoint of the intent log: the records and volume directories it names (owner
-   * and mode), then the directories their names live in. Names gone since are skipped.
+   * A checkpoint of the intent log: the deferred records of the names it holds are
+   * written, then those records and volume directories (owner and mode) are synced, then
+   * the directories their names live in. Names gone since are skipped.
    */
   private async makeDurable(names: ReadonlySet<string>): Promise<void> {
+    await this.meta.writeDeferred(names);
     const list = [...names];
     for (let i = 0; i < list.length; i += CHECKPOINT_CONCURRENCY) {
       const batch = list.slice(i, i + CHECKPOINT_CONCURRENCY);
@@ -357,14 +353,15 @@ export class PosixBackend implements Backend {
   }
 
   /**
-   * The intent first, durable; then the directory and the record, unsynced: a checkpoint
-   * syncs them later, and a replay redoes them if a power cut took them.
+   * The intent first, durable; then the directory, unsynced, and the record in the index
+   * only: a checkpoint writes the record and syncs both later (a Create removed before
+   * that never writes one), and a replay redoes them if a crash or power cut took them.
    */
   private async createJournaled(journal: IntentLog<PosixIntent>, name: string, options: VolumeOptions, ownership: Ownership): Promise<void> {
     const meta: PosixVolumeMeta = { version: 1, createdAt: this.nextCreatedAt(), options: { ...options }, state: "ready" };
     const ticket = await this.logIntent(journal, { op: "create", name, meta });
     try {
-      await this.makeDirectory(name, ownership, { commit: () => this.meta.writeUnsynced(name, meta), discard: async () => {} });
+      await this.makeDirectory(name, ownership, { commit: () => this.meta.defer(name, meta), discard: async () => {} });
     } catch (error) {
       await this.cancel(journal, { op: "cancel", name, of: "create", createdAt: meta.createdAt });
       throw error;

@@ -15,94 +15,42 @@ const remove = (name: string, createdAt: string): PosixIntent => ({ op: "remove"
 const cancel = (name: string, of: "create" | "remove", createdAt: string): PosixIntent => ({ op: "cancel", name, of, createdAt });
 const records = (entries: Record<string, string> = {}): ReadonlyMap<string, string> => new Map(Object.entries(entries));
 
-describe("planReplay in the same boot (only each name's last intent can be unfinished)", () => {
-  const plan = (intents: PosixIntent[], recorded: ReadonlyMap<string, string>) => planReplay(intents, true, recorded);
+describe("planReplay (per name, the last intent not cancelled decides; only that final state is made)", () => {
+  const plan = planReplay;
 
-  test("a Create last, without its record, is rolled back", () => {
-    expect(plan([create("x", T1)], records())).toEqual([{ kind: "roll-back-create", name: "x" }]);
-  });
-
-  test("a Create last, with its record, finished: nothing to do", () => {
-    expect(plan([create("x", T1)], records({ x: T1 }))).toEqual([]);
-  });
-
-  test("a Remove last whose record (same createdAt) is still there is finished", () => {
-    expect(plan([create("y", T1), remove("y", T1)], records({ y: T1 }))).toEqual([{ kind: "finish-remove", name: "y" }]);
-  });
-
-  test("a Remove last whose record is gone finished: nothing to do", () => {
-    expect(plan([create("y", T1), remove("y", T1)], records())).toEqual([]);
-  });
-
-  test("a Remove last of another life than the record's does nothing", () => {
-    expect(plan([remove("y", T0)], records({ y: T1 }))).toEqual([]);
-  });
-
-  test("a cancel last does nothing, whatever came before it", () => {
-    expect(plan([create("x", T1), cancel("x", "create", T1)], records())).toEqual([]);
-    expect(plan([create("x", T1), remove("x", T1), cancel("x", "remove", T1)], records({ x: T1 }))).toEqual([]);
-    // The Remove before would be finished if it were last; the cancel after it hides it.
-    expect(plan([remove("x", T1), create("x", T2), cancel("x", "create", T2)], records({ x: T1 }))).toEqual([]);
-  });
-
-  test("only the last intent per name counts", () => {
-    // The earlier life's Create and Remove produce no step of their own.
-    expect(plan([create("a", T1), remove("a", T1), create("a", T2)], records())).toEqual([{ kind: "roll-back-create", name: "a" }]);
-    // An earlier Create without a record is no roll-back once a Remove followed it.
-    expect(plan([create("b", T1), remove("b", T1)], records())).toEqual([]);
-    // An earlier matching Remove is not finished when a later Create of the name came last.
-    expect(plan([remove("c", T1), create("c", T2)], records({ c: T2 }))).toEqual([]);
-  });
-
-  test("several names: one step each, in the order of their last intents", () => {
-    const intents = [create("a", T1), create("b", T1), remove("a", T1), create("c", T1), create("d", T1)];
-    expect(plan(intents, records({ a: T1, b: T1, d: T1 }))).toEqual([
-      { kind: "finish-remove", name: "a" },
-      { kind: "roll-back-create", name: "c" },
-    ]);
-    // A name's earlier intents do not fix its place: its last one does.
-    expect(plan([create("c", T1), create("a", T1), create("c", T2)], records())).toEqual([
-      { kind: "roll-back-create", name: "a" },
-      { kind: "roll-back-create", name: "c" },
-    ]);
-  });
-
-  test("no intents, no steps (records alone are left alone)", () => {
-    expect(plan([], records({ a: T1 }))).toEqual([]);
-  });
-});
-
-describe("planReplay after another boot (every intent redone in order)", () => {
-  const plan = (intents: PosixIntent[], recorded: ReadonlyMap<string, string>) => planReplay(intents, false, recorded);
-
-  test("a Create without its record is redone, with its meta", () => {
+  test("a Create last, without its record (written by a checkpoint that never ran), is redone with its meta", () => {
     expect(plan([create("x", T1, { mode: "0750" })], records())).toEqual([{ kind: "redo-create", name: "x", meta: meta(T1, { mode: "0750" }) }]);
   });
 
-  test("a Create with its record needs its directory ensured", () => {
+  test("a Create last, with its record, needs its directory ensured", () => {
     expect(plan([create("x", T1)], records({ x: T1 }))).toEqual([{ kind: "ensure-directory", name: "x", meta: meta(T1) }]);
+  });
+
+  test("a Create last over a record of another life: the log is newer, its record is written", () => {
+    expect(plan([create("x", T1)], records({ x: T0 }))).toEqual([{ kind: "redo-create", name: "x", meta: meta(T1) }]);
+  });
+
+  test("a Remove last is finished whether its record is still there or was never written", () => {
+    expect(plan([create("y", T1), remove("y", T1)], records({ y: T1 }))).toEqual([{ kind: "finish-remove", name: "y" }]);
+    expect(plan([create("y", T1), remove("y", T1)], records())).toEqual([{ kind: "finish-remove", name: "y" }]);
+    expect(plan([remove("y", T1)], records())).toEqual([{ kind: "finish-remove", name: "y" }]);
+  });
+
+  test("a Remove last of another life than the record's leaves the record and its volume alone", () => {
+    expect(plan([remove("y", T0)], records({ y: T1 }))).toEqual([]);
   });
 
   const lives = [create("x", T1), remove("x", T1), create("x", T2)];
 
-  test("[create t, remove t, create t2] with the record of t2: only t2's directory is ensured", () => {
+  test("[create t, remove t, create t2]: only t2 is made, whatever record survived (t's Remove never runs over t2's data)", () => {
     expect(plan(lives, records({ x: T2 }))).toEqual([{ kind: "ensure-directory", name: "x", meta: meta(T2) }]);
+    expect(plan(lives, records({ x: T1 }))).toEqual([{ kind: "redo-create", name: "x", meta: meta(T2) }]);
+    expect(plan(lives, records())).toEqual([{ kind: "redo-create", name: "x", meta: meta(T2) }]);
   });
 
-  test("[create t, remove t, create t2] with the record of t: the Remove is finished, then t2 redone", () => {
-    expect(plan(lives, records({ x: T1 }))).toEqual([
-      { kind: "ensure-directory", name: "x", meta: meta(T1) },
-      { kind: "finish-remove", name: "x" },
-      { kind: "redo-create", name: "x", meta: meta(T2) },
-    ]);
-  });
-
-  test("[create t, remove t, create t2] with no record: t redone, removed, t2 redone", () => {
-    expect(plan(lives, records())).toEqual([
-      { kind: "redo-create", name: "x", meta: meta(T1) },
-      { kind: "finish-remove", name: "x" },
-      { kind: "redo-create", name: "x", meta: meta(T2) },
-    ]);
+  test("[create t, remove t, create t2, remove t2]: the name ends removed", () => {
+    expect(plan([...lives, remove("x", T2)], records())).toEqual([{ kind: "finish-remove", name: "x" }]);
+    expect(plan([...lives, remove("x", T2)], records({ x: T1 }))).toEqual([]);
   });
 
   test("a cancelled Create whose record stayed has its record dropped; without the record nothing happens", () => {
@@ -111,27 +59,40 @@ describe("planReplay after another boot (every intent redone in order)", () => {
     expect(plan(intents, records())).toEqual([]);
   });
 
-  test("a cancel applies to its own life only", () => {
-    expect(plan([create("x", T1), cancel("x", "create", T0)], records())).toEqual([{ kind: "redo-create", name: "x", meta: meta(T1) }]);
-    // A cancel of an earlier life's Remove does not cancel this life's.
-    expect(plan([create("x", T1), remove("x", T1), cancel("x", "remove", T0)], records({ x: T1 }))).toEqual([
-      { kind: "ensure-directory", name: "x", meta: meta(T1) },
-      { kind: "finish-remove", name: "x" },
-    ]);
+  test("a cancelled Create's record counts as none for the name's later intents", () => {
+    const failed = [create("x", T1), cancel("x", "create", T1)];
+    expect(plan([...failed, create("x", T2)], records({ x: T1 }))).toEqual([{ kind: "redo-create", name: "x", meta: meta(T2) }]);
+    expect(plan([...failed, create("x", T2), remove("x", T2)], records({ x: T1 }))).toEqual([{ kind: "finish-remove", name: "x" }]);
   });
 
   test("a cancelled Remove is skipped: the volume stays", () => {
     expect(plan([create("x", T1), remove("x", T1), cancel("x", "remove", T1)], records({ x: T1 }))).toEqual([{ kind: "ensure-directory", name: "x", meta: meta(T1) }]);
+    expect(plan([remove("x", T1), cancel("x", "remove", T1)], records({ x: T1 }))).toEqual([]);
   });
 
-  test("a record no intent explains is left alone", () => {
-    expect(plan([create("x", T1)], records({ x: T0 }))).toEqual([]);
-    expect(plan([remove("x", T1)], records({ x: T0 }))).toEqual([]);
+  test("a cancel applies to its own life only", () => {
+    expect(plan([create("x", T1), cancel("x", "create", T0)], records())).toEqual([{ kind: "redo-create", name: "x", meta: meta(T1) }]);
+    // A cancel of an earlier life's Remove does not cancel this life's.
+    expect(plan([create("x", T1), remove("x", T1), cancel("x", "remove", T0)], records({ x: T1 }))).toEqual([{ kind: "finish-remove", name: "x" }]);
+  });
+
+  test("a decided Remove before a cancelled Create is still finished", () => {
+    expect(plan([remove("x", T1), create("x", T2), cancel("x", "create", T2)], records({ x: T1 }))).toEqual([{ kind: "finish-remove", name: "x" }]);
+  });
+
+  test("several names: one step each, in the order of their last intents", () => {
+    const intents = [create("a", T1), create("b", T1), remove("a", T1), create("c", T1), create("d", T1)];
+    expect(plan(intents, records({ b: T1, d: T1 }))).toEqual([
+      { kind: "ensure-directory", name: "b", meta: meta(T1) },
+      { kind: "finish-remove", name: "a" },
+      { kind: "redo-create", name: "c", meta: meta(T1) },
+      { kind: "ensure-directory", name: "d", meta: meta(T1) },
+    ]);
+  });
+
+  test("no intents, no steps: records no intent names are left alone", () => {
+    expect(plan([], records({ a: T1 }))).toEqual([]);
     expect(plan([create("x", T1)], records({ x: T1, other: T0 }))).toEqual([{ kind: "ensure-directory", name: "x", meta: meta(T1) }]);
-  });
-
-  test("a Remove whose record is gone does nothing", () => {
-    expect(plan([remove("x", T1)], records())).toEqual([]);
   });
 });
 

@@ -89,11 +89,15 @@ describe("PosixBackend with its intent log (local scope, local root)", () => {
     expect(intents[1]?.meta?.options).toEqual({ mode: "0750" });
     expect(intents[2]?.createdAt).toBe(createdB);
     expect(new Set([createdA, createdB, createdC]).size).toBe(3);
-    expect(readRecord("a")).toEqual(readyRecord(createdA));
+    // Records wait for the checkpoint: until then the log and the index hold them.
+    expect(existsSync(recordPath("a"))).toBe(false);
+    expect(await names(first)).toEqual(["a", "c"]);
 
-    // A clean close: the checkpoint syncs everything and deletes the segments.
+    // A clean close: the checkpoint writes the records, syncs everything and deletes the segments.
     await first.close();
     expect(segments()).toEqual([]);
+    expect(readRecord("a")).toEqual(readyRecord(createdA));
+    expect(existsSync(recordPath("b"))).toBe(false);
 
     // What a power cut may have left instead: the synced log, and only some unsynced effects.
     for (const [file, text] of saved) await writeFile(join(journalDir(), file), text);
@@ -137,29 +141,51 @@ describe("PosixBackend with its intent log (local scope, local root)", () => {
     expect(warnings).toEqual([]);
   });
 
-  test("same boot: a Create interrupted before its record is rolled back (its empty directory goes)", async () => {
+  test("a Create whose intent is in the log is finished at the next start, in the same boot too (acknowledged or not)", async () => {
     await prepareRoot();
-    await mkdir(join(root, "x"));
-    await writeFile(join(journalDir(), "1.log"), segmentText([{ op: "create", name: "x", meta: readyRecord("2024-01-01T00:00:00.000Z") }]));
+    await writeFile(join(journalDir(), "1.log"), segmentText([{ op: "create", name: "x", meta: readyRecord("2024-01-01T00:00:00.000Z", { mode: "0750" }) }]));
     const backend = await open();
-    expect(existsSync(join(root, "x"))).toBe(false);
-    expect(existsSync(recordPath("x"))).toBe(false);
-    expect(await names(backend)).toEqual([]);
-    expect(await backend.inspect("x")).toBeUndefined();
+    expect((await stat(join(root, "x"))).mode & 0o7777).toBe(0o750);
+    expect(readRecord("x")).toEqual(readyRecord("2024-01-01T00:00:00.000Z", { mode: "0750" }));
+    expect(await names(backend)).toEqual(["x"]);
+    expect((await backend.inspect("x"))?.createdAt).toBe("2024-01-01T00:00:00.000Z");
     expect(segments()).toEqual([]);
     expect(warnings).toEqual([]);
   });
 
-  test("same boot: an interrupted Create over a directory holding data leaves the data, unlisted", async () => {
+  test("a Create interrupted over a directory holding data adopts the data, as a finished one would", async () => {
     await prepareRoot();
     await mkdir(join(root, "x"));
     await writeFile(join(root, "x", "adopted.txt"), "data");
     await writeFile(join(journalDir(), "1.log"), segmentText([{ op: "create", name: "x", meta: readyRecord("2024-01-01T00:00:00.000Z") }]));
     const backend = await open();
     expect(await readFile(join(root, "x", "adopted.txt"), "utf8")).toBe("data");
-    expect(existsSync(recordPath("x"))).toBe(false);
-    expect(await names(backend)).toEqual([]);
+    expect(readRecord("x")).toEqual(readyRecord("2024-01-01T00:00:00.000Z"));
+    expect(await names(backend)).toEqual(["x"]);
     expect(segments()).toEqual([]);
+  });
+
+  test("a later life's data survives a replay of its name's earlier Create and Remove (no record written yet)", async () => {
+    const first = await open();
+    await first.create("z", {});
+    await first.remove("z");
+    await first.create("z", {});
+    await writeFile(join(root, "z", "data.txt"), "second life");
+    const saved = segments().map((file) => [file, readFileSync(join(journalDir(), file), "utf8")] as const);
+    expect(saved.length).toBeGreaterThan(0);
+    // The writer dies before its checkpoint: the log is all there is of either life.
+    expect(existsSync(recordPath("z"))).toBe(false);
+    await first.close();
+    await unlink(recordPath("z"));
+    for (const [file, text] of saved) await writeFile(join(journalDir(), file), text);
+
+    const second = await open();
+    expect(await names(second)).toEqual(["z"]);
+    expect(await readFile(join(root, "z", "data.txt"), "utf8")).toBe("second life");
+    const created = saved.flatMap(([, text]) => text.trimEnd().split("\n").slice(1)).map((line) => JSON.parse(line) as { op: string; meta?: { createdAt: string } });
+    expect((readRecord("z") as { createdAt: string }).createdAt).toBe(created.at(-1)?.meta?.createdAt ?? "");
+    expect(segments()).toEqual([]);
+    expect(warnings).toEqual([]);
   });
 
   test("same boot: a Remove interrupted after its intent is finished", async () => {
@@ -245,7 +271,9 @@ describe("PosixBackend with its intent log (local scope, local root)", () => {
       await writeFile(join(journalDir(), "3.log"), segmentText([{ op: "create", name: "dead", meta }]));
 
       const backend = await open();
-      expect(existsSync(join(root, "dead"))).toBe(false);
+      expect(readRecord("dead")).toEqual(meta);
+      expect(existsSync(recordPath("live"))).toBe(false);
+      expect(existsSync(recordPath("elsewhere"))).toBe(false);
       expect(existsSync(join(root, "live"))).toBe(true);
       expect(existsSync(join(root, "elsewhere"))).toBe(true);
       expect(segments()).toEqual(["1.log", "2.log"]);
@@ -263,24 +291,26 @@ describe("PosixBackend with its intent log (local scope, local root)", () => {
       await stop();
       expect(await eventually(() => processIdentityOf(pid) !== alive)).toBe(true);
       const after = await open();
-      expect(existsSync(join(root, "live"))).toBe(false);
-      expect(existsSync(join(root, "elsewhere"))).toBe(true);
+      expect(readRecord("live")).toEqual(meta);
+      expect(existsSync(recordPath("elsewhere"))).toBe(false);
       expect(segments()).toEqual(["2.log"]);
-      expect(await names(after)).toEqual(["v"]);
+      expect(await names(after)).toEqual(["dead", "live", "v"]);
     });
   });
 
   test("the journal empties itself after Create and Remove, and close leaves it empty", async () => {
     const backend = await open();
     await backend.create("f1", {});
-    // The intent is in a segment until the checkpoint, about a second later.
+    // The intent is in a segment until the checkpoint, about a second later; so is the record.
     expect(segments().length).toBeGreaterThan(0);
+    expect(existsSync(recordPath("f1"))).toBe(false);
     await backend.remove("f1");
     await backend.create("f2", {});
     expect(await eventually(() => segments().length === 0)).toBe(true);
     expect(existsSync(join(root, "f1"))).toBe(false);
     expect(existsSync(recordPath("f1"))).toBe(false);
     expect(existsSync(join(root, "f2"))).toBe(true);
+    expect((readRecord("f2") as { state: string }).state).toBe("ready");
 
     await backend.create("f3", {});
     await backend.remove("f2");
