@@ -359,11 +359,19 @@ export class PosixBackend implements Backend {
    */
   private async createJournaled(journal: IntentLog<PosixIntent>, name: string, options: VolumeOptions, ownership: Ownership): Promise<void> {
     const meta: PosixVolumeMeta = { version: 1, createdAt: this.nextCreatedAt(), options: { ...options }, state: "ready" };
-    const ticket = await this.logIntent(journal, { op: "create", name, meta });
+    const cancel = { op: "cancel", name, of: "create", createdAt: meta.createdAt } as const;
+    let ticket: IntentTicket;
+    try {
+      ticket = await this.logIntent(journal, { op: "create", name, meta });
+    } catch (error) {
+      // Written but maybe not durable: a replay must not carry out a Create that failed.
+      journal.appendUnsynced(cancel);
+      throw error;
+    }
     try {
       await this.makeDirectory(name, ownership, { commit: () => this.meta.defer(name, meta), discard: async () => {} });
     } catch (error) {
-      await this.cancel(journal, { op: "cancel", name, of: "create", createdAt: meta.createdAt });
+      await this.cancel(journal, cancel);
       throw error;
     } finally {
       ticket.done();
@@ -429,7 +437,7 @@ export class PosixBackend implements Backend {
     try {
       ticket = await this.logIntent(journal, { op: "remove", name, createdAt });
     } catch (error) {
-      // Written but maybe not durable: a replay in this boot must not finish a Remove that failed.
+      // Written but maybe not durable: a replay must not finish a Remove that failed.
       journal.appendUnsynced(cancel);
       throw error;
     }

@@ -2,7 +2,9 @@ import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { mkdir, readdir, readFile, rename, rmdir, stat, symlink, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import type { PosixIntent } from "../../../src/backends/posix/intents.ts";
 import { PosixBackend } from "../../../src/backends/posix/posix-backend.ts";
+import type { IntentLog } from "../../../src/system/intent-log.ts";
 import { processIdentityOf } from "../../../src/system/process-identity.ts";
 import { segmentText, withRunningProcess } from "../../support/intent-segments.ts";
 import { makeTempDir, removeTempDir } from "../../support/tmp.ts";
@@ -218,6 +220,34 @@ describe("PosixBackend with its intent log (local scope, local root)", () => {
     expect(await names(second)).toEqual(["y"]);
     expect(await readFile(join(root, "y", "data.txt"), "utf8")).toBe("mine");
     expect(readRecord("y")).toEqual(record);
+    expect(segments()).toEqual([]);
+  });
+
+  test("a Create or Remove whose intent was written but reported failed is not carried out by a replay", async () => {
+    const first = await open();
+    await first.create("kept", {});
+    // The append writes its line, then its sync reports an error (a failing disk).
+    const journal = (first as unknown as { journal: IntentLog<PosixIntent> }).journal;
+    const append = journal.append.bind(journal);
+    journal.append = async (entry) => {
+      (await append(entry)).done();
+      throw new Error("fdatasync: EIO");
+    };
+    await expect(first.create("failed", {})).rejects.toThrow("cannot record the intent to create");
+    await expect(first.remove("kept")).rejects.toThrow("cannot record the intent to remove");
+    journal.append = append;
+    expect(await names(first)).toEqual(["kept"]);
+    // The writer dies before its checkpoint: what the log holds is replayed.
+    const saved = segments().map((file) => [file, readFileSync(join(journalDir(), file), "utf8")] as const);
+    const ops = saved.flatMap(([, text]) => text.trimEnd().split("\n").slice(1)).map((line) => JSON.parse(line) as { op: string; name: string });
+    expect(ops.map((op) => `${op.op} ${op.name}`)).toEqual(["create kept", "create failed", "cancel failed", "remove kept", "cancel kept"]);
+    await first.close();
+    for (const [file, text] of saved) await writeFile(join(journalDir(), file), text);
+
+    const second = await open();
+    expect(await names(second)).toEqual(["kept"]);
+    expect(existsSync(join(root, "failed"))).toBe(false);
+    expect(existsSync(join(root, "kept"))).toBe(true);
     expect(segments()).toEqual([]);
   });
 
