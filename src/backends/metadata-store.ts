@@ -46,8 +46,8 @@ const WRITE_CONCURRENCY = 16;
 /**
  * One JSON file per volume in a directory, named exactly like the volume (names are
  * validated single path components without a leading dot, so they cannot collide with
- * our dotted temporary files). Writes are atomic and durable; reads never follow a
- * symlink planted in place of a file.
+ * our dotted temporary files). Writes are atomic and durable (except records an intent
+ * log makes durable: see defer); reads never follow a symlink planted in place of a file.
  *
  * An in-memory index mirrors the directory, so Get and List answer without touching
  * storage: fast, and still answering while a network filesystem hangs (an Err from Get
@@ -65,6 +65,8 @@ export class MetadataStore<T> {
   private touched: Set<string> | undefined;
   /** Records in the index whose files are not written yet (see defer). */
   private deferred = new Map<string, T>();
+  /** Names whose file writeDeferred wrote after their Remove, still to be deleted. */
+  private stale = new Set<string>();
 
   constructor(
     readonly dir: string,
@@ -166,10 +168,19 @@ export class MetadataStore<T> {
    * record removed or replaced while its file was written loses that file again.
    */
   async writeDeferred(names: ReadonlySet<string>): Promise<void> {
+    // Files written for records removed meanwhile whose deletion failed before: first.
+    for (const name of [...this.stale]) {
+      // A later life written since replaced that file: nothing stale is left.
+      if (this.index.has(name) && !this.deferred.has(name)) this.stale.delete(name);
+      else await this.deleteStale(name);
+    }
     const due = [...names].filter((name) => this.deferred.has(name));
     for (let i = 0; i < due.length; i += WRITE_CONCURRENCY) {
       await this.verifyDirectories();
-      await Promise.all(due.slice(i, i + WRITE_CONCURRENCY).map((name) => this.writeDeferredOne(name)));
+      // All settle before a failure is thrown: none is left running into the next checkpoint.
+      const results = await Promise.allSettled(due.slice(i, i + WRITE_CONCURRENCY).map((name) => this.writeDeferredOne(name)));
+      const failure = results.find((result) => result.status === "rejected");
+      if (failure) throw failure.reason;
     }
   }
 
@@ -182,15 +193,26 @@ export class MetadataStore<T> {
       await POOLED.createFile(path, text, this.options.mode, false);
     } catch (error) {
       if (errnoCode(error) !== "EEXIST") throw metadataError(`cannot write metadata of volume ${JSON.stringify(name)}`, error, name);
-      // A file torn by a crash before this process started: replaced atomically.
+      // Something already there (a file torn by a crash, a planted symlink): replaced atomically.
       await writeFileAtomic(path, text, this.options.mode, { steps: POOLED, durable: false });
     }
     if (this.deferred.get(name) === value) {
       this.deferred.delete(name);
     } else if (!this.index.has(name) || this.deferred.has(name)) {
       // Removed (or created anew, deferred again) meanwhile: its Remove found no file.
-      await POOLED.unlink(path).catch(() => {});
+      this.stale.add(name);
+      await this.deleteStale(name);
     }
+  }
+
+  /** A failure fails the checkpoint (which keeps the Remove's segment); the next one retries. */
+  private async deleteStale(name: string): Promise<void> {
+    try {
+      await POOLED.unlink(join(this.dir, name));
+    } catch (error) {
+      if (errnoCode(error) !== "ENOENT") throw metadataError(`cannot delete the metadata file of removed volume ${JSON.stringify(name)}`, error, name);
+    }
+    this.stale.delete(name);
   }
 
   /** The index after a write of `name`; a reload running meanwhile keeps it. */

@@ -3,8 +3,9 @@ import { mkdir, readdir, readFile, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { errnoCode, messageOf } from "../core/errors.ts";
-import { hostIdentity } from "./atomic-file.ts";
+import { hostIdentity, removeStaleTempFiles, writeFileAtomic } from "./atomic-file.ts";
 import { DirectorySync } from "./directory-sync.ts";
+import { POOLED } from "./fs-steps.ts";
 import { currentBootId, currentProcessIdentity, processIdentityAlive } from "./process-identity.ts";
 
 const fdatasyncDescriptor = promisify(fdatasync);
@@ -37,8 +38,9 @@ export interface IntentTicket {
 
 export interface IntentLogOptions {
   /**
-   * Makes the effects of every intent about `names` durable (fsyncs of files and
-   * directories): run by a checkpoint before it deletes the segments that hold them.
+   * Makes the effects of every intent about `names` durable (writing what was deferred
+   * to it, then fsyncs of files and directories): run by a checkpoint before it deletes
+   * the segments that hold them.
    */
   makeDurable(names: ReadonlySet<string>): Promise<void>;
   /** Makes a new or deleted segment's name durable. */
@@ -47,6 +49,8 @@ export interface IntentLogOptions {
   warn?: (message: string) => void;
   /** For tests: the boot this process runs in. */
   bootId?: string;
+  /** For tests: how long after its first entry a checkpoint runs (ms). */
+  checkpointDelayMs?: number;
 }
 
 interface Segment {
@@ -93,6 +97,9 @@ export class IntentLog<T extends IntentEntry> {
   private closed = false;
   /** Recovered segment files, deleted by `forgetRecovered` once their effects are durable. */
   private recoveredPaths: string[] = [];
+  /** Recovered entries still to be carried out, in a segment of their own (see forgetRecovered). */
+  private carried: { path: string; entries: T[] } | undefined;
+  private carrying: Promise<void> = Promise.resolve();
 
   private constructor(
     readonly dir: string,
@@ -104,6 +111,8 @@ export class IntentLog<T extends IntentEntry> {
   /** Opens (creating) the log in `dir` and reads what dead writers left there. */
   static async open<T extends IntentEntry>(dir: string, options: IntentLogOptions): Promise<{ log: IntentLog<T>; recovered: RecoveredIntents<T> }> {
     await mkdir(dir, { recursive: true, mode: 0o700 });
+    // A carried segment's rewrite cut short (see forgetRecovered) left its temporary file.
+    await removeStaleTempFiles(dir);
     const bootId = options.bootId ?? currentBootId();
     const files = (await readdir(dir))
       .map((file) => ({ file, sequence: Number(SEGMENT_NAME.exec(file)?.[1] ?? Number.NaN) }))
@@ -128,11 +137,46 @@ export class IntentLog<T extends IntentEntry> {
     return { log, recovered };
   }
 
-  /** Deletes the recovered segments: call once their effects are replayed and durable. */
-  async forgetRecovered(): Promise<void> {
+  /**
+   * Deletes the recovered segments: call once their effects are replayed and durable.
+   * `carry` are recovered entries whose effects could not be carried out yet: they move
+   * into a segment of their own, which this process's checkpoints leave alone, for the
+   * next start to replay again. An entry about a name leaves it as soon as a new intent
+   * about that name is appended, so that it is never replayed over a later life.
+   */
+  async forgetRecovered(carry: readonly T[] = []): Promise<void> {
+    if (carry.length > 0) {
+      const path = join(this.dir, `${this.nextSequence++}.log`);
+      await this.writeCarried(path, carry);
+      this.carried = { path, entries: [...carry] };
+    }
     const paths = this.recoveredPaths.splice(0);
     for (const path of paths) await unlink(path).catch(ignoreMissing);
-    if (paths.length > 0) await this.options.syncDirectory(this.dir);
+    if (paths.length > 0 || carry.length > 0) await this.options.syncDirectory(this.dir);
+  }
+
+  /** Writes the carried segment at `path` in one durable step (temporary file, rename). */
+  private async writeCarried(path: string, entries: readonly T[]): Promise<void> {
+    const header: Header = { journal: FORMAT, host: hostIdentity(), boot: this.bootId, writer: currentProcessIdentity() };
+    const text = [header, ...entries].map((line) => `${JSON.stringify(line)}\n`).join("");
+    await writeFileAtomic(path, text, 0o600, { steps: POOLED });
+  }
+
+  /** Takes `name` out of the carried segment (deleting it once empty), one change at a time. */
+  private dropCarried(name: string): Promise<void> {
+    this.carrying = this.carrying.then(async () => {
+      const carried = this.carried;
+      if (!carried?.entries.some((entry) => entry.name === name)) return;
+      const entries = carried.entries.filter((entry) => entry.name !== name);
+      if (entries.length > 0) {
+        await this.writeCarried(carried.path, entries);
+      } else {
+        await unlink(carried.path).catch(ignoreMissing);
+        await this.options.syncDirectory(this.dir);
+      }
+      carried.entries = entries;
+    });
+    return this.carrying;
   }
 
   /**
@@ -141,6 +185,7 @@ export class IntentLog<T extends IntentEntry> {
    */
   async append(entry: T): Promise<IntentTicket> {
     if (this.closed) throw new Error(`the intent log in ${this.dir} is closed`);
+    if (this.carried?.entries.some((carried) => carried.name === entry.name)) await this.dropCarried(entry.name);
     const segment = (this.current ??= this.startSegment());
     this.enqueue(segment, entry);
     let release!: () => void;
@@ -253,7 +298,7 @@ export class IntentLog<T extends IntentEntry> {
     this.timer ??= setTimeout(() => {
       this.timer = undefined;
       void this.checkpoint().catch(() => {});
-    }, CHECKPOINT_DELAY_MS);
+    }, this.options.checkpointDelayMs ?? CHECKPOINT_DELAY_MS);
   }
 
   private async runCheckpoint(): Promise<void> {

@@ -43,35 +43,39 @@ function identityOf(intent: PosixIntent): string {
 }
 
 /**
- * The steps that bring the filesystem to the state the recovered intents leave: per
- * name, the last Create or Remove that was not cancelled decides. `recorded` is the
- * createdAt of each volume's record on disk now.
- *
- * Only that final state is made, never the steps before it: a Create's record is written
- * by the checkpoint after it (or never, when a Remove came first), so a record says
- * nothing of how far a name got, and replaying an earlier life's Remove could take the
- * data of the life after it. What is at the name decides nothing either: a logged intent
+ * The steps that bring the filesystem to the state the recovered intents leave. Per name,
+ * the last Create or Remove that was not cancelled decides, and only that final state is
+ * made: a Create's record is written by the checkpoint after it (or never, when a Remove
+ * came first), so a missing record says nothing of how far a name got, and replaying an
+ * earlier life's Remove over the next life could take that life's data. A logged intent
  * is a decision, acknowledged or not (its line may have reached the disk just before the
- * crash), and is carried out.
+ * crash), and is carried out. `recorded` is the createdAt of each record on disk now.
  *
- * - Existing: its record is written if missing or of another life (the log is newer than
- *   any record), and its directory is made or adopted, holding whatever data survived.
- * - Removed: the directory and the record go, unless the record is of a life the log
- *   does not know (left alone).
- * - A record of a cancelled Create, with no later intent of its name, is dropped.
- *
- * A crash of this process leaves every effect in the page cache. After a power cut, a
- * local journaling filesystem keeps metadata changes in the order they were made, and
- * each fdatasync of the log commits every change before it: a Remove's effects are
- * durable before the next Create of its name is logged.
+ * A record the log explains is one of a life it names. What survives of unsynced changes
+ * is a prefix of them in order (a crash of this process keeps them all; after a power cut
+ * a local journaling filesystem keeps metadata changes in the order they were made), so:
+ * - Existing (Create last): with its own record, its directory is ensured; with none, the
+ *   record is written and the directory made or adopted; over the record of another life
+ *   the log names, that life's Remove never reached the disk and is finished first.
+ * - Removed (Remove last): finished when the record is of a life the log names, or when
+ *   there is none and the Remove is the name's very last line. A cancelled Create after it
+ *   shows that the Remove was done before, and its adopted data stays.
+ * - A record no intent explains (a life that began after these intents: see
+ *   IntentLog.carryOver) is left alone with its volume, as is a cancelled Create's record
+ *   with its data; only the record goes.
  */
 export function planReplay(intents: readonly PosixIntent[], recorded: ReadonlyMap<string, string>): ReplayStep[] {
   const key = (name: string, createdAt: string) => `${name}\0${createdAt}`;
   const cancelled = new Set(intents.filter((i) => i.op === "cancel").map((i) => `${i.of}\0${key(i.name, i.createdAt)}`));
   const cancelledCreates = new Set<string>();
+  /** Lives (name and createdAt) of Creates and Removes the log holds, cancelled or not. */
+  const named = new Set<string>();
   const last = new Map<string, PosixIntent>();
+  const lastLine = new Map<string, PosixIntent>();
   for (const intent of intents) {
+    lastLine.set(intent.name, intent);
     if (intent.op === "cancel") continue;
+    named.add(key(intent.name, identityOf(intent)));
     if (cancelled.has(`${intent.op}\0${key(intent.name, identityOf(intent))}`)) {
       if (intent.op === "create") cancelledCreates.add(key(intent.name, intent.meta.createdAt));
       continue;
@@ -81,7 +85,7 @@ export function planReplay(intents: readonly PosixIntent[], recorded: ReadonlyMa
     last.set(intent.name, intent);
   }
   const steps: ReplayStep[] = [];
-  for (const name of new Set(intents.map((intent) => intent.name))) {
+  for (const name of lastLine.keys()) {
     const record = recorded.get(name);
     if (!last.has(name) && record !== undefined && cancelledCreates.has(key(name, record))) steps.push({ kind: "drop-record", name });
   }
@@ -89,9 +93,15 @@ export function planReplay(intents: readonly PosixIntent[], recorded: ReadonlyMa
     const record = recorded.get(intent.name);
     // A cancelled Create's record counts as none.
     const current = record !== undefined && cancelledCreates.has(key(intent.name, record)) ? undefined : record;
+    const explained = current !== undefined && named.has(key(intent.name, current));
     if (intent.op === "create") {
-      steps.push({ kind: current === intent.meta.createdAt ? "ensure-directory" : "redo-create", name: intent.name, meta: intent.meta });
-    } else if (current === undefined || current === intent.createdAt) {
+      if (current === intent.meta.createdAt) {
+        steps.push({ kind: "ensure-directory", name: intent.name, meta: intent.meta });
+      } else if (current === undefined || explained) {
+        if (explained) steps.push({ kind: "finish-remove", name: intent.name });
+        steps.push({ kind: "redo-create", name: intent.name, meta: intent.meta });
+      }
+    } else if (explained || (current === undefined && lastLine.get(intent.name) === intent)) {
       steps.push({ kind: "finish-remove", name: intent.name });
     }
   }

@@ -43,6 +43,8 @@ export interface PosixBackendOptions {
   warn?: (message: string) => void;
   /** For tests: the boot the intent log believes it runs in. */
   bootId?: string;
+  /** For tests: the intent log's checkpoint delay (ms). */
+  checkpointDelayMs?: number;
 }
 
 /**
@@ -73,6 +75,7 @@ export class PosixBackend implements Backend {
   private readonly monitor: MountMonitor | undefined;
   private readonly warn: (message: string) => void;
   private readonly bootId: string | undefined;
+  private readonly checkpointDelayMs: number | undefined;
   /**
    * The root's intent log, through which Create and Remove become durable with one shared
    * fdatasync instead of syncing each record and directory: kept while this process is
@@ -88,6 +91,7 @@ export class PosixBackend implements Backend {
     this.monitor = options.monitor;
     this.warn = options.warn ?? (() => {});
     this.bootId = options.bootId;
+    this.checkpointDelayMs = options.checkpointDelayMs;
     this.setRoot(resolve(options.root));
   }
 
@@ -205,6 +209,7 @@ export class PosixBackend implements Backend {
       syncDirectory: (path) => this.steps.syncDirectory(path),
       warn: this.warn,
       bootId: this.bootId,
+      checkpointDelayMs: this.checkpointDelayMs,
     });
     for (const problem of recovered.damaged) this.warn(`intent log: ${problem} (skipped)`);
     const intents: PosixIntent[] = [];
@@ -214,18 +219,20 @@ export class PosixBackend implements Backend {
       else this.warn(`intent log: an entry about ${JSON.stringify(entry.name)} is not one this version knows (skipped)`);
     }
     const recorded = new Map(this.meta.entries().map(([name, meta]) => [name, meta.createdAt]));
-    let failed = 0;
+    const failed = new Set<string>();
     for (const step of planReplay(intents, recorded)) {
+      // A name's later step (the Create after a Remove) waits for the one that failed.
+      if (failed.has(step.name)) continue;
       try {
         await this.replay(step);
       } catch (error) {
-        failed++;
+        failed.add(step.name);
         this.warn(`intent log: cannot ${step.kind} ${step.name} yet (the next start retries): ${messageOf(error)}`);
       }
     }
     if (intents.length > 0) await this.makeDurable(new Set(intents.map((intent) => intent.name)));
-    // A step that failed keeps its segment, for the next start to replay again.
-    if (failed === 0) await log.forgetRecovered();
+    // The intents of a name whose step failed are carried to the next start.
+    await log.forgetRecovered(intents.filter((intent) => failed.has(intent.name)));
     if (this.journaled()) this.journal = log;
     else await log.close();
   }
@@ -242,6 +249,9 @@ export class PosixBackend implements Backend {
         await this.makeDirectory(step.name, await parseOwnership(step.meta.options, step.name));
         return;
       case "redo-create": {
+        // An empty directory is the interrupted Create's own mkdir, maybe before its chmod
+        // (the umask's 0700): made again, it gets the documented mode. Data stays adopted.
+        await rmdir(this.pathOf(step.name)).catch(() => {});
         const ready = await this.meta.stage(step.name, step.meta, { durable: false });
         await this.makeDirectory(step.name, await parseOwnership(step.meta.options, step.name), ready);
         return;

@@ -94,6 +94,40 @@ describe("MetadataStore: records deferred to an intent log's checkpoint", () => 
     expect(onDisk("a")).toEqual({ createdAt: "t2" });
   });
 
+  test("a failed deletion of such a file fails the checkpoint, and the next one deletes it", async () => {
+    await store.defer("a", { createdAt: "t1" });
+    const unlink = POOLED.unlink;
+    POOLED.unlink = async () => {
+      throw Object.assign(new Error("EIO: i/o error"), { code: "EIO" });
+    };
+    try {
+      await expect(whileWriting("a", () => store.delete("a"))).rejects.toThrow("cannot delete the metadata file of removed volume");
+    } finally {
+      POOLED.unlink = unlink;
+    }
+    expect(existsSync(path("a"))).toBe(true);
+    await store.writeDeferred(new Set());
+    expect(existsSync(path("a"))).toBe(false);
+  });
+
+  test("such a file under a name created anew meanwhile goes before the new life's record is written", async () => {
+    await store.defer("a", { createdAt: "t1" });
+    const unlink = POOLED.unlink;
+    POOLED.unlink = async () => {
+      throw Object.assign(new Error("EIO: i/o error"), { code: "EIO" });
+    };
+    try {
+      await expect(whileWriting("a", () => store.delete("a"))).rejects.toThrow("cannot delete");
+    } finally {
+      POOLED.unlink = unlink;
+    }
+    await store.defer("a", { createdAt: "t2" });
+    expect(onDisk("a")).toEqual({ createdAt: "t1" });
+    await store.writeDeferred(new Set(["a"]));
+    expect(onDisk("a")).toEqual({ createdAt: "t2" });
+    expect(store.cached("a")).toEqual({ createdAt: "t2" });
+  });
+
   test("a reload from disk keeps deferred records", async () => {
     await store.defer("a", { createdAt: "t1" });
     // Another file makes the directory look changed, so refresh reads it again.

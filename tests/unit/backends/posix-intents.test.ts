@@ -26,8 +26,20 @@ describe("planReplay (per name, the last intent not cancelled decides; only that
     expect(plan([create("x", T1)], records({ x: T1 }))).toEqual([{ kind: "ensure-directory", name: "x", meta: meta(T1) }]);
   });
 
-  test("a Create last over a record of another life: the log is newer, its record is written", () => {
-    expect(plan([create("x", T1)], records({ x: T0 }))).toEqual([{ kind: "redo-create", name: "x", meta: meta(T1) }]);
+  test("a Create last over the record of a life the log removed: that Remove never reached the disk and is finished first", () => {
+    expect(plan([create("x", T0), remove("x", T0), create("x", T1)], records({ x: T0 }))).toEqual([
+      { kind: "finish-remove", name: "x" },
+      { kind: "redo-create", name: "x", meta: meta(T1) },
+    ]);
+    expect(plan([remove("x", T0), create("x", T1)], records({ x: T0 }))).toEqual([
+      { kind: "finish-remove", name: "x" },
+      { kind: "redo-create", name: "x", meta: meta(T1) },
+    ]);
+  });
+
+  test("a record of a life no intent names (one that began after them) is left alone, Create or Remove last", () => {
+    expect(plan([create("x", T1)], records({ x: T2 }))).toEqual([]);
+    expect(plan([create("x", T0), remove("x", T0)], records({ x: T2 }))).toEqual([]);
   });
 
   test("a Remove last is finished whether its record is still there or was never written", () => {
@@ -42,15 +54,20 @@ describe("planReplay (per name, the last intent not cancelled decides; only that
 
   const lives = [create("x", T1), remove("x", T1), create("x", T2)];
 
-  test("[create t, remove t, create t2]: only t2 is made, whatever record survived (t's Remove never runs over t2's data)", () => {
+  test("[create t, remove t, create t2]: t's Remove runs only while t's record says it never reached the disk", () => {
     expect(plan(lives, records({ x: T2 }))).toEqual([{ kind: "ensure-directory", name: "x", meta: meta(T2) }]);
-    expect(plan(lives, records({ x: T1 }))).toEqual([{ kind: "redo-create", name: "x", meta: meta(T2) }]);
+    expect(plan(lives, records({ x: T1 }))).toEqual([
+      { kind: "finish-remove", name: "x" },
+      { kind: "redo-create", name: "x", meta: meta(T2) },
+    ]);
+    // No record: t's Remove was done before t2 was logged; t2's directory may hold its data.
     expect(plan(lives, records())).toEqual([{ kind: "redo-create", name: "x", meta: meta(T2) }]);
   });
 
-  test("[create t, remove t, create t2, remove t2]: the name ends removed", () => {
+  test("[create t, remove t, create t2, remove t2]: the name ends removed, whichever record survived", () => {
     expect(plan([...lives, remove("x", T2)], records())).toEqual([{ kind: "finish-remove", name: "x" }]);
-    expect(plan([...lives, remove("x", T2)], records({ x: T1 }))).toEqual([]);
+    expect(plan([...lives, remove("x", T2)], records({ x: T1 }))).toEqual([{ kind: "finish-remove", name: "x" }]);
+    expect(plan([...lives, remove("x", T2)], records({ x: T2 }))).toEqual([{ kind: "finish-remove", name: "x" }]);
   });
 
   test("a cancelled Create whose record stayed has its record dropped; without the record nothing happens", () => {
@@ -76,8 +93,10 @@ describe("planReplay (per name, the last intent not cancelled decides; only that
     expect(plan([create("x", T1), remove("x", T1), cancel("x", "remove", T0)], records({ x: T1 }))).toEqual([{ kind: "finish-remove", name: "x" }]);
   });
 
-  test("a decided Remove before a cancelled Create is still finished", () => {
-    expect(plan([remove("x", T1), create("x", T2), cancel("x", "create", T2)], records({ x: T1 }))).toEqual([{ kind: "finish-remove", name: "x" }]);
+  test("a Remove before a cancelled Create: finished while its record is there; without it, the cancelled Create's adopted data stays", () => {
+    const intents = [remove("x", T1), create("x", T2), cancel("x", "create", T2)];
+    expect(plan(intents, records({ x: T1 }))).toEqual([{ kind: "finish-remove", name: "x" }]);
+    expect(plan(intents, records())).toEqual([]);
   });
 
   test("several names: one step each, in the order of their last intents", () => {

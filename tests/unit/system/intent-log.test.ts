@@ -142,6 +142,36 @@ describe("IntentLog", () => {
     await second.log.close();
   });
 
+  test("entries carried over wait in a segment of their own for the next start; a new intent about a name takes its entries out", async () => {
+    const journal = join(dir, "journal");
+    await open();
+    writeFileSync(join(journal, "1.log"), segmentText([{ name: "a", n: 1 }, { name: "b", n: 2 }, { name: "c", n: 3 }, { name: "b", n: 4 }]));
+    const first = await open();
+    expect(first.recovered.entries.length).toBe(4);
+    await first.log.forgetRecovered([{ name: "b", n: 2 }, { name: "c", n: 3 }, { name: "b", n: 4 }]);
+    expect(segments()).toEqual(["2.log"]);
+    // This process's own appends and checkpoints leave the carried segment alone.
+    (await first.log.append({ name: "a", n: 5 })).done();
+    await first.log.checkpoint();
+    expect(segments()).toEqual(["2.log"]);
+    // An intent about b supersedes b's carried entries before it is written.
+    (await first.log.append({ name: "b", n: 6 })).done();
+    await first.log.close();
+    expect(segments()).toEqual(["2.log"]);
+    expect(readFileSync(join(journal, "2.log"), "utf8").split("\n").slice(1, -1).map((line) => JSON.parse(line))).toEqual([{ name: "c", n: 3 }]);
+
+    // Its writer gone (a test stand-in: the same process, so not "running" for open), the next start replays it.
+    const second = await open();
+    expect(second.recovered.entries).toEqual([{ name: "c", n: 3 }]);
+    // Once c's entries are taken out too, the carried segment goes.
+    await second.log.forgetRecovered([{ name: "c", n: 3 }]);
+    expect(segments()).toEqual(["3.log"]);
+    (await second.log.append({ name: "c", n: 7 })).done();
+    expect(segments()).toEqual(["4.log"]);
+    await second.log.close();
+    expect(segments()).toEqual([]);
+  });
+
   test("a torn last line was never acknowledged and is dropped silently; a damaged line is reported, later ones kept", async () => {
     const journal = join(dir, "journal");
     await open();
