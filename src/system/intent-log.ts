@@ -162,9 +162,15 @@ export class IntentLog<T extends IntentEntry> {
     await writeFileAtomic(path, text, 0o600, { steps: POOLED });
   }
 
-  /** Takes `name` out of the carried segment (deleting it once empty), one change at a time. */
-  private dropCarried(name: string): Promise<void> {
-    this.carrying = this.carrying.then(async () => {
+  /**
+   * Takes `name` out of the carried segment (deleting it once empty), one change at a
+   * time: for a Create or Remove of the name that does not go through this log (a root
+   * that does not use it). `append` calls it itself.
+   */
+  supersede(name: string): Promise<void> {
+    if (!this.carried?.entries.some((entry) => entry.name === name)) return Promise.resolve();
+    // A rewrite that failed before fails only its own caller; the next one tries again.
+    this.carrying = this.carrying.catch(() => {}).then(async () => {
       const carried = this.carried;
       if (!carried?.entries.some((entry) => entry.name === name)) return;
       const entries = carried.entries.filter((entry) => entry.name !== name);
@@ -185,7 +191,7 @@ export class IntentLog<T extends IntentEntry> {
    */
   async append(entry: T): Promise<IntentTicket> {
     if (this.closed) throw new Error(`the intent log in ${this.dir} is closed`);
-    if (this.carried?.entries.some((carried) => carried.name === entry.name)) await this.dropCarried(entry.name);
+    await this.supersede(entry.name);
     const segment = (this.current ??= this.startSegment());
     this.enqueue(segment, entry);
     let release!: () => void;

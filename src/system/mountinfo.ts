@@ -42,11 +42,12 @@ export async function mountAt(path: string, file = "/proc/self/mountinfo"): Prom
 const LOCAL_FILESYSTEMS = new Set(["ext2", "ext3", "ext4", "xfs", "btrfs", "f2fs", "zfs", "tmpfs", "ramfs"]);
 
 /**
- * Local filesystems whose metadata changes become durable in the order they were made
- * (one journal, or copy-on-write transactions), or that a power cut empties whole (memory).
- * Not ext2 (no journal) nor f2fs (its fsync recovery does not keep that order).
+ * Local filesystems where an fsync of one file makes every metadata change made before it
+ * durable too (one journal, committed whole), or that a power cut empties whole (memory):
+ * the intent log's replay relies on it (see planReplay). Not ext2 (no journal), f2fs, nor
+ * btrfs and zfs, whose fsync logs only that file's changes ahead of the next transaction.
  */
-const ORDERED_FILESYSTEMS = new Set(["ext3", "ext4", "xfs", "btrfs", "zfs", "tmpfs", "ramfs"]);
+const ORDERED_FILESYSTEMS = new Set(["ext3", "ext4", "xfs", "tmpfs", "ramfs"]);
 
 /**
  * The types of the filesystem holding `path` and of every one mounted below it; empty

@@ -61,7 +61,7 @@ function identityOf(intent: PosixIntent): string {
  *   there is none and the Remove is the name's very last line. A cancelled Create after it
  *   shows that the Remove was done before, and its adopted data stays.
  * - A record no intent explains (a life that began after these intents: see
- *   IntentLog.carryOver) is left alone with its volume, as is a cancelled Create's record
+ *   IntentLog.forgetRecovered) is left alone with its volume, as is a cancelled Create's record
  *   with its data; only the record goes.
  */
 export function planReplay(intents: readonly PosixIntent[], recorded: ReadonlyMap<string, string>): ReplayStep[] {

@@ -82,6 +82,8 @@ export class PosixBackend implements Backend {
    * the root's only writer on a local tree (see journaled()).
    */
   private journal: IntentLog<PosixIntent> | undefined;
+  /** The log itself, used or not: intents a replay could not finish wait in it (see supersede). */
+  private intentLog: IntentLog<PosixIntent> | undefined;
   /** The last createdAt handed out, in ms: each life of a name gets its own. */
   private lastCreatedAt = 0;
 
@@ -226,15 +228,31 @@ export class PosixBackend implements Backend {
       try {
         await this.replay(step);
       } catch (error) {
-        failed.add(step.name);
-        this.warn(`intent log: cannot ${step.kind} ${step.name} yet (the next start retries): ${messageOf(error)}`);
+        // A Remove that cannot be finished yet becomes a "removing" record, which hides
+        // the volume and which the next Create, Remove or start finishes; anything else
+        // is carried to the next start.
+        const decided = step.kind === "finish-remove" && (await this.markRemoving(step.name).then(() => true, () => false));
+        if (!decided) failed.add(step.name);
+        this.warn(`intent log: cannot ${step.kind} ${step.name} yet (the next ${decided ? "Create, Remove or start" : "start"} retries): ${messageOf(error)}`);
       }
     }
     if (intents.length > 0) await this.makeDurable(new Set(intents.map((intent) => intent.name)));
-    // The intents of a name whose step failed are carried to the next start.
-    await log.forgetRecovered(intents.filter((intent) => failed.has(intent.name)));
+    try {
+      await log.forgetRecovered(intents.filter((intent) => failed.has(intent.name)));
+    } catch (error) {
+      // A full or read-only disk: the recovered segments stay whole for the next start.
+      this.warn(`intent log: cannot set aside what the replay could not finish (the recovered segments stay for the next start): ${messageOf(error)}`);
+    }
+    // A root that does not use the log still hands it every Create and Remove (see supersede).
+    this.intentLog = log;
     if (this.journaled()) this.journal = log;
-    else await log.close();
+  }
+
+  /** Records a Remove decided by the log as a durable "removing" record (see rollForwardInterruptedRemoves). */
+  private async markRemoving(name: string): Promise<void> {
+    const existing = this.meta.cached(name);
+    const meta: PosixVolumeMeta = existing ?? { version: 1, createdAt: this.nextCreatedAt(), options: {}, state: "removing" };
+    await this.meta.write(name, { ...meta, state: "removing" });
   }
 
   private async replay(step: ReplayStep): Promise<void> {
@@ -335,6 +353,8 @@ export class PosixBackend implements Backend {
   }
 
   private async createChecked(name: string, options: VolumeOptions, ownership: Ownership): Promise<void> {
+    // Intents a replay could not finish must never be replayed over this life of the name.
+    await this.intentLog?.supersede(name);
     const existing = await this.meta.read(name);
     if (existing?.state === "ready") return;
     if (existing?.state === "removing") await this.finishRemove(name);
@@ -432,6 +452,7 @@ export class PosixBackend implements Backend {
    * so the volume stays whole and listed.
    */
   async remove(name: string): Promise<void> {
+    await this.intentLog?.supersede(name);
     const existing = await this.meta.read(name);
     if (!existing) return;
     if (this.journal && existing.state === "ready") return this.removeJournaled(this.journal, name, existing.createdAt);
@@ -626,7 +647,7 @@ export class PosixBackend implements Backend {
    * or a hung root): the next start resumes it.
    */
   async close(): Promise<void> {
-    await this.journal?.close();
+    await this.intentLog?.close();
   }
 }
 

@@ -43,8 +43,8 @@ describe("PosixBackend with its intent log (local scope, local root)", () => {
 
   /** An initialised backend on `root`; closed after the test. */
   /** `checkpointDelayMs` HOLD keeps the log as it is until close, for a test that copies it. */
-  async function open(bootId?: string, checkpointDelayMs?: number): Promise<PosixBackend> {
-    const backend = new PosixBackend({ root, scope: "local", bootId, checkpointDelayMs, warn: (message) => warnings.push(message) });
+  async function open(bootId?: string, checkpointDelayMs?: number, scope: "local" | "global" = "local"): Promise<PosixBackend> {
+    const backend = new PosixBackend({ root, scope, bootId, checkpointDelayMs, warn: (message) => warnings.push(message) });
     opened.push(backend);
     await backend.init();
     return backend;
@@ -312,6 +312,51 @@ describe("PosixBackend with its intent log (local scope, local root)", () => {
     expect(await names(third)).toEqual(["x", "y"]);
     expect(segments()).toEqual([]);
     expect(warnings).toEqual([]);
+  });
+
+  test("a root that does not use the log (global scope) still takes a carried name out when the name is created or removed", async () => {
+    await prepareRoot();
+    await writeFile(join(root, "y"), "not a directory");
+    await writeFile(join(journalDir(), "1.log"), segmentText([{ op: "create", name: "y", meta: readyRecord("2024-01-01T00:00:00.000Z") }]));
+    const first = await open(undefined, undefined, "global");
+    expect(warnings.some((warning) => warning.includes("cannot redo-create y yet"))).toBe(true);
+    expect(segments().length).toBe(1);
+    await unlink(join(root, "y"));
+    await first.create("y", {});
+    await first.remove("y");
+    expect(segments()).toEqual([]);
+    await first.close();
+    const second = await open(undefined, undefined, "global");
+    expect(await names(second)).toEqual([]);
+    expect(existsSync(join(root, "y"))).toBe(false);
+  });
+
+  test("a replayed Remove that cannot be finished hides the volume behind a removing record, finished by the next start", async () => {
+    await prepareRoot();
+    const createdAt = "2024-01-01T00:00:00.000Z";
+    await mkdir(join(root, "x"));
+    await writeFile(join(root, "x", "data.txt"), "going");
+    await writeRecord("x", readyRecord(createdAt));
+    await writeFile(join(journalDir(), "1.log"), segmentText([{ op: "remove", name: "x", createdAt }]));
+    // An immutable directory can be neither emptied, deleted nor moved into the trash.
+    const chattr = (flag: string) => Bun.spawnSync(["chattr", flag, join(root, "x")]);
+    expect(chattr("+i").exitCode).toBe(0);
+    try {
+      const first = await open();
+      expect(warnings.some((warning) => warning.includes("cannot finish-remove x yet (the next Create, Remove or start retries)"))).toBe(true);
+      expect(await names(first)).toEqual([]);
+      expect(await first.inspect("x")).toBeUndefined();
+      expect((readRecord("x") as { state: string }).state).toBe("removing");
+      // Nothing is carried: the record holds the decision.
+      expect(segments()).toEqual([]);
+      await first.close();
+    } finally {
+      chattr("-i");
+    }
+    const second = await open();
+    expect(await names(second)).toEqual([]);
+    expect(existsSync(join(root, "x"))).toBe(false);
+    expect(existsSync(recordPath("x"))).toBe(false);
   });
 
   /** A segment holding a Create of `name` and its cancellation. */

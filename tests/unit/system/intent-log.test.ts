@@ -3,6 +3,7 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { hostIdentity } from "../../../src/system/atomic-file.ts";
 import { fsyncDirectory } from "../../../src/system/directory-sync.ts";
+import { POOLED } from "../../../src/system/fs-steps.ts";
 import { IntentLog, type IntentLogOptions } from "../../../src/system/intent-log.ts";
 import { currentBootId, currentProcessIdentity, processIdentityOf } from "../../../src/system/process-identity.ts";
 import { segmentText, withRunningProcess } from "../../support/intent-segments.ts";
@@ -169,6 +170,27 @@ describe("IntentLog", () => {
     (await second.log.append({ name: "c", n: 7 })).done();
     expect(segments()).toEqual(["4.log"]);
     await second.log.close();
+    expect(segments()).toEqual([]);
+  });
+
+  test("a rewrite of the carried segment that fails fails only its own append; the next one about the name takes it out", async () => {
+    const journal = join(dir, "journal");
+    await open();
+    writeFileSync(join(journal, "1.log"), segmentText([{ name: "b", n: 1 }, { name: "c", n: 2 }]));
+    const { log } = await open();
+    await log.forgetRecovered([{ name: "b", n: 1 }, { name: "c", n: 2 }]);
+    const createFile = POOLED.createFile;
+    POOLED.createFile = async () => {
+      throw Object.assign(new Error("ENOSPC: no space left on device"), { code: "ENOSPC" });
+    };
+    try {
+      await expect(log.append({ name: "b", n: 3 })).rejects.toThrow("ENOSPC");
+    } finally {
+      POOLED.createFile = createFile;
+    }
+    (await log.append({ name: "b", n: 4 })).done();
+    (await log.append({ name: "c", n: 5 })).done();
+    await log.close();
     expect(segments()).toEqual([]);
   });
 
