@@ -65,8 +65,8 @@ export class MetadataStore<T> {
   private touched: Set<string> | undefined;
   /** Records in the index whose files are not written yet (see defer). */
   private deferred = new Map<string, T>();
-  /** Names whose file writeDeferred wrote after their Remove, still to be deleted. */
-  private stale = new Set<string>();
+  /** Deferred records whose files writeDeferred is writing now. */
+  private writing = new Map<string, Promise<void>>();
 
   constructor(
     readonly dir: string,
@@ -165,15 +165,9 @@ export class MetadataStore<T> {
   /**
    * Writes the deferred records of `names`, unsynced (the checkpoint syncs them), on the
    * thread pool: a checkpoint must not hold the event loop for thousands of files. A
-   * record removed or replaced while its file was written loses that file again.
+   * delete of a name whose file is being written waits for it (see delete).
    */
   async writeDeferred(names: ReadonlySet<string>): Promise<void> {
-    // Files written for records removed meanwhile whose deletion failed before: first.
-    for (const name of [...this.stale]) {
-      // A later life written since replaced that file: nothing stale is left.
-      if (this.index.has(name) && !this.deferred.has(name)) this.stale.delete(name);
-      else await this.deleteStale(name);
-    }
     const due = [...names].filter((name) => this.deferred.has(name));
     for (let i = 0; i < due.length; i += WRITE_CONCURRENCY) {
       await this.verifyDirectories();
@@ -184,9 +178,19 @@ export class MetadataStore<T> {
     }
   }
 
-  private async writeDeferredOne(name: string): Promise<void> {
+  private writeDeferredOne(name: string): Promise<void> {
     const value = this.deferred.get(name);
-    if (value === undefined) return;
+    if (value === undefined) return Promise.resolve();
+    const writing = this.writeRecordFile(name, value)
+      .then(() => {
+        if (this.deferred.get(name) === value) this.deferred.delete(name);
+      })
+      .finally(() => this.writing.delete(name));
+    this.writing.set(name, writing);
+    return writing;
+  }
+
+  private async writeRecordFile(name: string, value: T): Promise<void> {
     const path = join(this.dir, name);
     const text = `${JSON.stringify(value)}\n`;
     try {
@@ -196,23 +200,6 @@ export class MetadataStore<T> {
       // Something already there (a file torn by a crash, a planted symlink): replaced atomically.
       await writeFileAtomic(path, text, this.options.mode, { steps: POOLED, durable: false });
     }
-    if (this.deferred.get(name) === value) {
-      this.deferred.delete(name);
-    } else if (!this.index.has(name) || this.deferred.has(name)) {
-      // Removed (or created anew, deferred again) meanwhile: its Remove found no file.
-      this.stale.add(name);
-      await this.deleteStale(name);
-    }
-  }
-
-  /** A failure fails the checkpoint (which keeps the Remove's segment); the next one retries. */
-  private async deleteStale(name: string): Promise<void> {
-    try {
-      await POOLED.unlink(join(this.dir, name));
-    } catch (error) {
-      if (errnoCode(error) !== "ENOENT") throw metadataError(`cannot delete the metadata file of removed volume ${JSON.stringify(name)}`, error, name);
-    }
-    this.stale.delete(name);
   }
 
   /** The index after a write of `name`; a reload running meanwhile keeps it. */
@@ -228,7 +215,12 @@ export class MetadataStore<T> {
    * whose return after a power cut is harmless (one that start finishes or rolls back).
    */
   async delete(name: string, { durable = true } = {}): Promise<void> {
-    if (this.deferred.delete(name)) return this.forget(name);
+    // A record whose file a checkpoint is writing right now: once written (or not, if
+    // that failed part way), the file is deleted like any other.
+    const writing = this.writing.get(name);
+    if (writing) await writing.catch(() => {});
+    else if (this.deferred.delete(name)) return this.forget(name);
+    this.deferred.delete(name);
     await this.verifyDirectories();
     try {
       await this.steps.unlink(join(this.dir, name));
