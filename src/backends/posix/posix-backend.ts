@@ -298,11 +298,16 @@ export class PosixBackend implements Backend {
     for (const dir of [this.meta.dir, this.root, this.trashDir]) await fsyncDirectory(dir);
   }
 
-  /** Appends an intent; a failure is the operation's, said in the operator's terms. */
-  private async logIntent(journal: IntentLog<PosixIntent>, intent: PosixIntent): Promise<IntentTicket> {
+  /**
+   * Appends an intent; a failure is the operation's, said in the operator's terms. The
+   * line may be written but not durable then: `cancel` is noted after it, unsynced, so
+   * that a replay does not carry out an operation that failed.
+   */
+  private async logIntent(journal: IntentLog<PosixIntent>, intent: PosixIntent, cancel: PosixIntent & { op: "cancel" }): Promise<IntentTicket> {
     try {
       return await journal.append(intent);
     } catch (error) {
+      journal.appendUnsynced(cancel);
       throw backendError(`cannot record the intent to ${intent.op} volume ${JSON.stringify(intent.name)} in ${journal.dir}`, error, intent.name);
     }
   }
@@ -390,14 +395,7 @@ export class PosixBackend implements Backend {
   private async createJournaled(journal: IntentLog<PosixIntent>, name: string, options: VolumeOptions, ownership: Ownership): Promise<void> {
     const meta: PosixVolumeMeta = { version: 1, createdAt: this.nextCreatedAt(), options: { ...options }, state: "ready" };
     const cancel = { op: "cancel", name, of: "create", createdAt: meta.createdAt } as const;
-    let ticket: IntentTicket;
-    try {
-      ticket = await this.logIntent(journal, { op: "create", name, meta });
-    } catch (error) {
-      // Written but maybe not durable: a replay must not carry out a Create that failed.
-      journal.appendUnsynced(cancel);
-      throw error;
-    }
+    const ticket = await this.logIntent(journal, { op: "create", name, meta }, cancel);
     try {
       await this.makeDirectory(name, ownership, { commit: () => this.meta.defer(name, meta), discard: async () => {} });
     } catch (error) {
@@ -464,14 +462,7 @@ export class PosixBackend implements Backend {
   /** The decision is the durable intent; the data's move and the record's unlink are not synced. */
   private async removeJournaled(journal: IntentLog<PosixIntent>, name: string, createdAt: string): Promise<void> {
     const cancel = { op: "cancel", name, of: "remove", createdAt } as const;
-    let ticket: IntentTicket;
-    try {
-      ticket = await this.logIntent(journal, { op: "remove", name, createdAt });
-    } catch (error) {
-      // Written but maybe not durable: a replay must not finish a Remove that failed.
-      journal.appendUnsynced(cancel);
-      throw error;
-    }
+    const ticket = await this.logIntent(journal, { op: "remove", name, createdAt }, cancel);
     try {
       crashPoint("posix-remove:marked");
       await this.finishRemove(name, { restore: () => this.cancel(journal, cancel), durable: false });
