@@ -228,12 +228,11 @@ export class PosixBackend implements Backend {
       try {
         await this.replay(step);
       } catch (error) {
-        // A Remove that cannot be finished yet becomes a "removing" record, which hides
-        // the volume and which the next Create, Remove or start finishes; anything else
-        // is carried to the next start.
-        const decided = step.kind === "finish-remove" && (await this.markRemoving(step.name).then(() => true, () => false));
-        if (!decided) failed.add(step.name);
-        this.warn(`intent log: cannot ${step.kind} ${step.name} yet (the next ${decided ? "Create, Remove or start" : "start"} retries): ${messageOf(error)}`);
+        failed.add(step.name);
+        // A Remove that cannot be finished yet also becomes a "removing" record: the volume
+        // is hidden meanwhile, and the next Create or Remove of it finishes it too.
+        if (step.kind === "finish-remove") await this.markRemoving(step.name).catch(() => {});
+        this.warn(`intent log: cannot ${step.kind} ${step.name} yet (the next start retries): ${messageOf(error)}`);
       }
     }
     if (intents.length > 0) await this.makeDurable(new Set(intents.map((intent) => intent.name)));

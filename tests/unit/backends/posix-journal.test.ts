@@ -331,7 +331,7 @@ describe("PosixBackend with its intent log (local scope, local root)", () => {
     expect(existsSync(join(root, "y"))).toBe(false);
   });
 
-  test("a replayed Remove that cannot be finished hides the volume behind a removing record, finished by the next start", async () => {
+  test("a replayed Remove that cannot be finished hides the volume behind a removing record; the next start finishes it", async () => {
     await prepareRoot();
     const createdAt = "2024-01-01T00:00:00.000Z";
     await mkdir(join(root, "x"));
@@ -343,12 +343,11 @@ describe("PosixBackend with its intent log (local scope, local root)", () => {
     expect(chattr("+i").exitCode).toBe(0);
     try {
       const first = await open();
-      expect(warnings.some((warning) => warning.includes("cannot finish-remove x yet (the next Create, Remove or start retries)"))).toBe(true);
+      expect(warnings.some((warning) => warning.includes("cannot finish-remove x yet (the next start retries)"))).toBe(true);
       expect(await names(first)).toEqual([]);
       expect(await first.inspect("x")).toBeUndefined();
       expect((readRecord("x") as { state: string }).state).toBe("removing");
-      // Nothing is carried: the record holds the decision.
-      expect(segments()).toEqual([]);
+      expect(segments().length).toBe(1);
       await first.close();
     } finally {
       chattr("-i");
@@ -357,6 +356,38 @@ describe("PosixBackend with its intent log (local scope, local root)", () => {
     expect(await names(second)).toEqual([]);
     expect(existsSync(join(root, "x"))).toBe(false);
     expect(existsSync(recordPath("x"))).toBe(false);
+  });
+
+  test("a replayed Remove that cannot be finished keeps the next life's Create from adopting the removed life's data", async () => {
+    await prepareRoot();
+    const t1 = "2024-01-01T00:00:00.000Z";
+    const t2 = "2024-01-02T00:00:00.000Z";
+    await mkdir(join(root, "x"));
+    await writeFile(join(root, "x", "data.txt"), "first life");
+    await writeRecord("x", readyRecord(t1));
+    // The first life's Remove never reached the disk; the second life's Create is logged after it.
+    await writeFile(
+      join(journalDir(), "1.log"),
+      segmentText([
+        { op: "remove", name: "x", createdAt: t1 },
+        { op: "create", name: "x", meta: readyRecord(t2) },
+      ]),
+    );
+    const chattr = (flag: string) => Bun.spawnSync(["chattr", flag, join(root, "x")]);
+    expect(chattr("+i").exitCode).toBe(0);
+    try {
+      const first = await open();
+      expect(await names(first)).toEqual([]);
+      expect((readRecord("x") as { state: string; createdAt: string }).createdAt).toBe(t1);
+      await first.close();
+    } finally {
+      chattr("-i");
+    }
+    const second = await open();
+    expect(await names(second)).toEqual(["x"]);
+    expect((await second.inspect("x"))?.createdAt).toBe(t2);
+    expect(await readdir(join(root, "x"))).toEqual([]);
+    expect(segments()).toEqual([]);
   });
 
   /** A segment holding a Create of `name` and its cancellation. */
