@@ -157,9 +157,19 @@ export class IntentLog<T extends IntentEntry> {
 
   /** Writes the carried segment at `path` in one durable step (temporary file, rename). */
   private async writeCarried(path: string, entries: readonly T[]): Promise<void> {
-    const header: Header = { journal: FORMAT, host: hostIdentity(), boot: this.bootId, writer: currentProcessIdentity() };
-    const text = [header, ...entries].map((line) => `${JSON.stringify(line)}\n`).join("");
+    const text = this.headerLine() + entries.map((entry) => `${JSON.stringify(entry)}\n`).join("");
     await writeFileAtomic(path, text, 0o600, { steps: POOLED });
+  }
+
+  /** The first line of every segment this process writes: whose it is (see open). */
+  private headerLine(): string {
+    const header: Header = { journal: FORMAT, host: hostIdentity(), boot: this.bootId, writer: currentProcessIdentity() };
+    return `${JSON.stringify(header)}\n`;
+  }
+
+  /** Whether the carried segment holds entries about `name` (see supersede). */
+  carries(name: string): boolean {
+    return this.carried?.entries.some((entry) => entry.name === name) ?? false;
   }
 
   /**
@@ -168,11 +178,11 @@ export class IntentLog<T extends IntentEntry> {
    * that does not use it). `append` calls it itself.
    */
   supersede(name: string): Promise<void> {
-    if (!this.carried?.entries.some((entry) => entry.name === name)) return Promise.resolve();
+    if (!this.carries(name)) return Promise.resolve();
     // A rewrite that failed before fails only its own caller; the next one tries again.
     this.carrying = this.carrying.catch(() => {}).then(async () => {
       const carried = this.carried;
-      if (!carried?.entries.some((entry) => entry.name === name)) return;
+      if (!carried || !this.carries(name)) return;
       const entries = carried.entries.filter((entry) => entry.name !== name);
       if (entries.length > 0) {
         await this.writeCarried(carried.path, entries);
@@ -191,7 +201,7 @@ export class IntentLog<T extends IntentEntry> {
    */
   async append(entry: T): Promise<IntentTicket> {
     if (this.closed) throw new Error(`the intent log in ${this.dir} is closed`);
-    await this.supersede(entry.name);
+    if (this.carries(entry.name)) await this.supersede(entry.name);
     const segment = (this.current ??= this.startSegment());
     this.enqueue(segment, entry);
     let release!: () => void;
@@ -352,11 +362,10 @@ export class IntentLog<T extends IntentEntry> {
         if (errnoCode(error) !== "EEXIST") throw error;
       }
     }
-    const header: Header = { journal: FORMAT, host: hostIdentity(), boot: this.bootId, writer: currentProcessIdentity() };
     const opened = fd;
     let bytes: number;
     try {
-      bytes = writeAll(opened, `${JSON.stringify(header)}\n`);
+      bytes = writeAll(opened, this.headerLine());
     } catch (error) {
       closeSync(opened);
       void unlink(path).catch(ignoreMissing);

@@ -77,12 +77,9 @@ export class PosixBackend implements Backend {
   private readonly bootId: string | undefined;
   private readonly checkpointDelayMs: number | undefined;
   /**
-   * The root's intent log, through which Create and Remove become durable with one shared
-   * fdatasync instead of syncing each record and directory: kept while this process is
-   * the root's only writer on a local tree (see journaled()).
+   * The root's intent log, opened by init whether this root uses it or not: intents a
+   * replay could not finish wait in it (see IntentLog.supersede).
    */
-  private journal: IntentLog<PosixIntent> | undefined;
-  /** The log itself, used or not: intents a replay could not finish wait in it (see supersede). */
   private intentLog: IntentLog<PosixIntent> | undefined;
   /** The last createdAt handed out, in ms: each life of a name gets its own. */
   private lastCreatedAt = 0;
@@ -203,6 +200,14 @@ export class PosixBackend implements Backend {
     return this.scope === "local" && this.localTree && this.orderedTree;
   }
 
+  /**
+   * The intent log when Create and Remove go through it, becoming durable with one shared
+   * fdatasync instead of syncing each record and directory (see journaled()).
+   */
+  private get journal(): IntentLog<PosixIntent> | undefined {
+    return this.journaled() ? this.intentLog : undefined;
+  }
+
   private async openJournal(): Promise<void> {
     const dir = join(this.root, CONTROL_DIR, "journal");
     await makeRealDirectory(dir, 0o700);
@@ -244,7 +249,6 @@ export class PosixBackend implements Backend {
     }
     // A root that does not use the log still hands it every Create and Remove (see supersede).
     this.intentLog = log;
-    if (this.journaled()) this.journal = log;
   }
 
   /** Records a Remove decided by the log as a durable "removing" record (see rollForwardInterruptedRemoves). */
@@ -358,7 +362,7 @@ export class PosixBackend implements Backend {
 
   private async createChecked(name: string, options: VolumeOptions, ownership: Ownership): Promise<void> {
     // Intents a replay could not finish must never be replayed over this life of the name.
-    await this.intentLog?.supersede(name);
+    if (this.intentLog?.carries(name)) await this.intentLog.supersede(name);
     const existing = await this.meta.read(name);
     if (existing?.state === "ready") return;
     if (existing?.state === "removing") await this.finishRemove(name);
@@ -449,7 +453,7 @@ export class PosixBackend implements Backend {
    * so the volume stays whole and listed.
    */
   async remove(name: string): Promise<void> {
-    await this.intentLog?.supersede(name);
+    if (this.intentLog?.carries(name)) await this.intentLog.supersede(name);
     const existing = await this.meta.read(name);
     if (!existing) return;
     if (this.journal && existing.state === "ready") return this.removeJournaled(this.journal, name, existing.createdAt);

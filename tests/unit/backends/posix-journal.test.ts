@@ -56,6 +56,24 @@ describe("PosixBackend with its intent log (local scope, local root)", () => {
     await mkdir(journalDir(), { recursive: true, mode: 0o700 });
   }
 
+  /** A volume `name` on disk: its directory holding `file` with `text`, and its ready record. */
+  async function volumeOnDisk(name: string, createdAt: string, file: string, text: string): Promise<void> {
+    await mkdir(join(root, name));
+    await writeFile(join(root, name, file), text);
+    await writeRecord(name, readyRecord(createdAt));
+  }
+
+  /** Runs `use` while volume `name`'s directory is immutable: it can be neither emptied, deleted nor moved. */
+  async function whileImmutable(name: string, use: () => Promise<void>): Promise<void> {
+    const chattr = (flag: string) => Bun.spawnSync(["chattr", flag, join(root, name)]);
+    expect(chattr("+i").exitCode).toBe(0);
+    try {
+      await use();
+    } finally {
+      chattr("-i");
+    }
+  }
+
   beforeEach(async () => {
     dir = await makeTempDir("dqp-posix-journal-");
     root = join(dir, "root");
@@ -334,14 +352,9 @@ describe("PosixBackend with its intent log (local scope, local root)", () => {
   test("a replayed Remove that cannot be finished hides the volume behind a removing record; the next start finishes it", async () => {
     await prepareRoot();
     const createdAt = "2024-01-01T00:00:00.000Z";
-    await mkdir(join(root, "x"));
-    await writeFile(join(root, "x", "data.txt"), "going");
-    await writeRecord("x", readyRecord(createdAt));
+    await volumeOnDisk("x", createdAt, "data.txt", "going");
     await writeFile(join(journalDir(), "1.log"), segmentText([{ op: "remove", name: "x", createdAt }]));
-    // An immutable directory can be neither emptied, deleted nor moved into the trash.
-    const chattr = (flag: string) => Bun.spawnSync(["chattr", flag, join(root, "x")]);
-    expect(chattr("+i").exitCode).toBe(0);
-    try {
+    await whileImmutable("x", async () => {
       const first = await open();
       expect(warnings.some((warning) => warning.includes("cannot finish-remove x yet (the next start retries)"))).toBe(true);
       expect(await names(first)).toEqual([]);
@@ -349,9 +362,7 @@ describe("PosixBackend with its intent log (local scope, local root)", () => {
       expect((readRecord("x") as { state: string }).state).toBe("removing");
       expect(segments().length).toBe(1);
       await first.close();
-    } finally {
-      chattr("-i");
-    }
+    });
     const second = await open();
     expect(await names(second)).toEqual([]);
     expect(existsSync(join(root, "x"))).toBe(false);
@@ -362,9 +373,7 @@ describe("PosixBackend with its intent log (local scope, local root)", () => {
     await prepareRoot();
     const t1 = "2024-01-01T00:00:00.000Z";
     const t2 = "2024-01-02T00:00:00.000Z";
-    await mkdir(join(root, "x"));
-    await writeFile(join(root, "x", "data.txt"), "first life");
-    await writeRecord("x", readyRecord(t1));
+    await volumeOnDisk("x", t1, "data.txt", "first life");
     // The first life's Remove never reached the disk; the second life's Create is logged after it.
     await writeFile(
       join(journalDir(), "1.log"),
@@ -373,16 +382,12 @@ describe("PosixBackend with its intent log (local scope, local root)", () => {
         { op: "create", name: "x", meta: readyRecord(t2) },
       ]),
     );
-    const chattr = (flag: string) => Bun.spawnSync(["chattr", flag, join(root, "x")]);
-    expect(chattr("+i").exitCode).toBe(0);
-    try {
+    await whileImmutable("x", async () => {
       const first = await open();
       expect(await names(first)).toEqual([]);
       expect((readRecord("x") as { state: string; createdAt: string }).createdAt).toBe(t1);
       await first.close();
-    } finally {
-      chattr("-i");
-    }
+    });
     const second = await open();
     expect(await names(second)).toEqual(["x"]);
     expect((await second.inspect("x"))?.createdAt).toBe(t2);
@@ -415,9 +420,7 @@ describe("PosixBackend with its intent log (local scope, local root)", () => {
   test("a cancelled Create whose record stayed loses its record after a redo; its data stays", async () => {
     await prepareRoot();
     const createdAt = "2024-01-01T00:00:00.000Z";
-    await mkdir(join(root, "t"));
-    await writeFile(join(root, "t", "adopted.txt"), "data");
-    await writeRecord("t", readyRecord(createdAt));
+    await volumeOnDisk("t", createdAt, "adopted.txt", "data");
     await writeCancelledCreate("t", createdAt);
     const backend = await open("another-boot");
     expect(await names(backend)).toEqual([]);
