@@ -52,13 +52,15 @@ test("a root on a network or FUSE filesystem, or with one mounted below it, is n
   expect(isLocal(await treeFilesystems("/data/cache/volumes", file))).toBe(true);
 });
 
-test("the intent log needs filesystems that keep metadata changes in order: not ext2 nor f2fs, nor anything below that is not", async () => {
+test("the intent log needs filesystems whose fsync commits every earlier metadata change: not ext2, f2fs, btrfs nor zfs, nor anything below that is not", async () => {
   const file = mountinfo([
     ["/", "ext4", "/dev/vda"],
     ["/old", "ext2", "/dev/vdb"],
     ["/flash", "f2fs", "/dev/vdc"],
     ["/srv", "xfs", "/dev/vdd"],
     ["/srv/v/cache", "ext2", "/dev/vde"],
+    ["/cow", "btrfs", "/dev/vdf"],
+    ["/tank", "zfs", "tank/data"],
   ]);
   expect(await treeFilesystems("/var/lib/volumes", file)).toEqual(["ext4"]);
   expect(await treeFilesystems("/srv/v", file)).toEqual(["xfs", "ext2"]);
@@ -68,6 +70,8 @@ test("the intent log needs filesystems that keep metadata changes in order: not 
     ["/old/volumes", false],
     ["/flash/volumes", false],
     ["/srv/v", false],
+    ["/cow/volumes", false],
+    ["/tank/volumes", false],
   ] as const) {
     const types = await treeFilesystems(path, file);
     expect(isLocal(types)).toBe(true);
