@@ -1,6 +1,6 @@
 // Soak: ours and the Go reference under the engine's client for `minutes`, in windows of
 // alternating hot and crud load. After every window: ours' CPU per call (and Go's, to tell
-// our drift from the machine's), the mount state's size (mounts.db-wal + mounts.slots), and the heap, Map/Set/Promise/timer counts
+// our drift from the machine's), the mount state's size (mounts.slots), and the heap, Map/Set/Promise/timer counts
 // and pending deadlines from GET /debug/runtime (after a full collection).
 //
 //   bun bench/run.ts --soak[=10]
@@ -53,7 +53,7 @@ export async function soak(minutes: number, tmp: string, out: Reporter): Promise
       { name: "ours", served: ours },
       { name: "go", served: go },
     ];
-    const stateFiles = ["mounts.db-wal", "mounts.slots"].map((file) => join(tmp, "soak-ours", "state", file));
+    const stateFiles = ["mounts.slots"].map((file) => join(tmp, "soak-ours", "state", file));
     // Segments of the root's intent log: one being written, one being checkpointed at most.
     const journal = join(tmp, "soak-ours", "volumes", ".docker-quobyte-plugin", "journal");
     const windows: Window[] = [];

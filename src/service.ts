@@ -26,7 +26,7 @@ export interface RunningService {
   readonly health: HealthTracker;
   /** Where the plugin answers: the socket path, or https://HOST:PORT / tcp://HOST:PORT. */
   readonly address: string;
-  /** Stops serving, removes the socket, releases the state database. Idempotent. */
+  /** Stops serving, removes the socket, releases the state directory. Idempotent. */
   stop(): Promise<void>;
 }
 
@@ -45,7 +45,7 @@ export class StoppedWhileStarting extends Error {
 export async function startService(config: ServeConfig, log: Logger, stopRequested: Promise<string> = new Promise(() => {})): Promise<RunningService> {
   const gid = await requireSocketGroup(config.socketGroup);
 
-  // A second plugin on the same socket would otherwise wait 5 s for the state database
+  // A second plugin on the same socket would otherwise wait 5 s for the state directory
   // the first one holds before failing on it: name the real problem at once.
   if (!config.listen && inheritedListenFd(process.env) === undefined && (await socketIsLive(config.socketPath))) {
     throw new Error(`another process is already serving on ${config.socketPath}`);

@@ -13,7 +13,7 @@ export type ErrorCode =
   | "NOT_MOUNTED" // Path for a volume with no mount on this host
   | "NOT_MANAGED" // Remove of a volume this plugin neither created nor adopted
   | "BACKEND_FAILED" // the storage (directory tree, API) failed
-  | "STATE_FAILED" // the local state database could not be read or written
+  | "STATE_FAILED" // the local mount state could not be read or written
   | "TIMEOUT" // an operation exceeded its deadline
   | "INTERNAL"; // a bug: anything not classified above
 

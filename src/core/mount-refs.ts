@@ -1,26 +1,19 @@
-import { Database } from "bun:sqlite";
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync, renameSync } from "node:fs";
+import { existsSync, mkdirSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { messageOf, PluginError } from "./errors.ts";
 import { MountSlots, type SlotEntry, SlotsDamaged } from "./mount-slots.ts";
+import { LockHeld, OwnerLock } from "../system/owner-lock.ts";
 import { currentBootId } from "../system/process-identity.ts";
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS mounts (
-  volume   TEXT NOT NULL,
-  mount_id TEXT NOT NULL,
-  count    INTEGER NOT NULL CHECK (count > 0),
-  PRIMARY KEY (volume, mount_id)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
-`;
+/** How long a start waits for a plugin that still holds the state directory (one exiting). */
+const OWNER_WAIT_MS = 5000;
 
 export interface MountRefsOptions {
-  /** Directory holding the database (created 0700 when missing). */
+  /** Directory holding the state files (created 0700 when missing). */
   stateDir: string;
   /** Identifies the current boot; references from another boot are dropped. */
   bootId?: string;
-  /** Called when a damaged database was moved aside. */
+  /** Called when a damaged state file was moved aside. */
   onQuarantine?: (from: string, to: string, cause: unknown) => void;
 }
 
@@ -30,102 +23,61 @@ export interface MountRefsOptions {
  * are in use and accepts the engine's Unmount for IDs it issued before. The engine may
  * Mount one ID twice (`docker cp`), so each pair is counted, not just recorded.
  *
- * `mounts.db` (SQLite) is the state directory's owner lock: it is held in EXCLUSIVE mode
- * for the process's lifetime, which is the one cross-process file lock Bun offers, so a
- * second plugin on the same state directory is refused instead of sharing the table.
- * Releases before the slot table kept the references in its `mounts` table; they are
- * moved into a new table once.
+ * `owner.lock` is held (flock) for the process's lifetime, so a second plugin on the same
+ * state directory is refused instead of sharing the table. Older releases held `mounts.db`
+ * (SQLite) as that lock, and the oldest kept the references in it: the first start after
+ * an upgrade checks that no older plugin holds it, moves its references into a new slot
+ * table, and deletes it.
  */
 export class MountRefs {
-  private readonly db: Database;
+  private readonly lock: OwnerLock;
   private readonly slots: MountSlots;
   /** In-memory mirror for the hot path: volume -> mount ID -> its slot and count. */
   private readonly byVolume = new Map<string, Map<string, { slot: number; count: number }>>();
 
-  private constructor(db: Database, slots: MountSlots, entries: SlotEntry[]) {
-    this.db = db;
+  private constructor(lock: OwnerLock, slots: MountSlots, entries: SlotEntry[]) {
+    this.lock = lock;
     this.slots = slots;
     for (const entry of entries) this.mirror(entry.volume).set(entry.mountId, { slot: entry.slot, count: entry.count });
   }
 
   static open(options: MountRefsOptions): MountRefs {
-    const file = join(options.stateDir, "mounts.db");
     try {
       mkdirSync(options.stateDir, { recursive: true, mode: 0o700 });
     } catch (error) {
       throw stateError(options.stateDir, error);
     }
     const bootId = options.bootId ?? currentBootId();
-    let db: Database;
+    const lockFile = join(options.stateDir, "owner.lock");
+    let lock: OwnerLock;
     try {
-      db = MountRefs.openLock(file);
+      lock = OwnerLock.acquire(lockFile, OWNER_WAIT_MS);
     } catch (error) {
-      if (!existsSync(file)) throw stateError(file, error);
-      // Locked is not damaged: never move a live process's database aside.
-      if (isBusy(error)) {
-        throw stateError(file, new Error("it is in use by another process; is a plugin already running with this state directory?"));
-      }
-      // A damaged database must not keep the plugin (and so Docker) from starting;
-      // keep the damaged file for inspection and begin empty.
-      quarantine(file, ["-wal", "-shm"], error, options);
+      if (error instanceof LockHeld) throw stateError(lockFile, new Error("it is in use by another process; is a plugin already running with this state directory?"));
+      throw stateError(lockFile, error);
+    }
+    const file = join(options.stateDir, "mounts.slots");
+    try {
+      // The first start after an upgrade: an older release's database. Its references
+      // count only before the slot table exists; afterwards the table's are the current ones.
+      const database = join(options.stateDir, "mounts.db");
+      const older = existsSync(database);
+      const legacy = older ? legacyReferences(database, bootId, !existsSync(file), options) : [];
+      let opened: { slots: MountSlots; entries: SlotEntry[] };
       try {
-        db = MountRefs.openLock(file);
-      } catch (again) {
-        throw stateError(file, again);
+        opened = MountSlots.open(file, bootId, legacy);
+      } catch (error) {
+        if (!(error instanceof SlotsDamaged)) throw error;
+        quarantine(file, [], error, options);
+        opened = MountSlots.open(file, bootId);
       }
-    }
-    try {
-      return MountRefs.openSlots(db, join(options.stateDir, "mounts.slots"), bootId, options);
+      // Deleted once the slot table holds its references, so later starts never load SQLite.
+      if (older) for (const suffix of ["", "-wal", "-shm"]) rmSync(database + suffix, { force: true });
+      return new MountRefs(lock, opened.slots, opened.entries);
     } catch (error) {
-      db.close();
-      throw error instanceof PluginError ? error : stateError(join(options.stateDir, "mounts.slots"), error);
+      lock.release();
+      throw error instanceof PluginError ? error : stateError(file, error);
     }
-  }
-
-  /** Opens the database and takes its lock for good (a write in EXCLUSIVE mode keeps it). */
-  private static openLock(file: string): Database {
-    // Create the file 0600 before SQLite does (it would use the umask); the WAL and
-    // shared-memory files inherit the database file's mode.
-    closeSync(openSync(file, "a", 0o600));
-    chmodSync(file, 0o600);
-    const db = new Database(file, { create: true, strict: true });
-    try {
-      // busy_timeout comes first: a plugin that is still exiting gets 5 s to let go.
-      db.exec("PRAGMA busy_timeout = 5000; PRAGMA locking_mode = EXCLUSIVE; PRAGMA journal_mode = WAL; PRAGMA synchronous = OFF;");
-      db.exec(SCHEMA);
-      db.exec("PRAGMA quick_check");
-      db.query("INSERT OR REPLACE INTO meta (key, value) VALUES ('owner_pid', ?1)").run(String(process.pid));
-      return db;
-    } catch (error) {
-      db.close();
-      throw error;
-    }
-  }
-
-  private static openSlots(db: Database, file: string, bootId: string, options: MountRefsOptions): MountRefs {
-    // References a release before the slot table left in the database, if any.
-    const stored = db.query("SELECT value FROM meta WHERE key = 'boot_id'").get() as { value: string } | null;
-    const legacy =
-      stored?.value === bootId && !existsSync(file)
-        ? (db.query("SELECT volume, mount_id, count FROM mounts").all() as { volume: string; mount_id: string; count: number }[]).map(
-            (row) => [row.volume, row.mount_id, row.count] as [string, string, number],
-          )
-        : [];
-    let opened: { slots: MountSlots; entries: SlotEntry[] };
-    try {
-      opened = MountSlots.open(file, bootId, legacy);
-    } catch (error) {
-      if (!(error instanceof SlotsDamaged)) throw error;
-      quarantine(file, [], error, options);
-      opened = MountSlots.open(file, bootId);
-    }
-    // Deleted only once the slot table holds them; after a crash in between the table
-    // exists, so they are not imported twice.
-    db.transaction(() => {
-      db.exec("DELETE FROM mounts");
-      db.query("INSERT OR REPLACE INTO meta (key, value) VALUES ('boot_id', ?1)").run(bootId);
-    })();
-    return new MountRefs(db, opened.slots, opened.entries);
   }
 
   private mirror(volume: string): Map<string, { slot: number; count: number }> {
@@ -190,7 +142,7 @@ export class MountRefs {
 
   close(): void {
     this.slots.close();
-    this.db.close();
+    this.lock.release();
   }
 }
 
@@ -207,6 +159,35 @@ function quarantine(file: string, suffixes: string[], cause: unknown, options: M
 function isBusy(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
   return typeof code === "string" && code.startsWith("SQLITE_BUSY");
+}
+
+/**
+ * What an older release left in `file` (SQLite, loaded only then): the references of this
+ * boot when there is no slot table yet (`wanted`), else none. A damaged database is moved
+ * aside: it must not keep the plugin, and so Docker, from starting. One that an older
+ * plugin still holds means that plugin is running.
+ */
+function legacyReferences(file: string, bootId: string, wanted: boolean, options: MountRefsOptions): [string, string, number][] {
+  const { Database } = require("bun:sqlite") as typeof import("bun:sqlite");
+  let db: import("bun:sqlite").Database | undefined;
+  try {
+    db = new Database(file, { readwrite: true, create: false, strict: true });
+    // A write lock, as the older release held for its lifetime (and one exiting lets go).
+    db.exec("PRAGMA busy_timeout = 5000; BEGIN IMMEDIATE; ROLLBACK;");
+    if (!wanted) return [];
+    const stored = db.query("SELECT value FROM meta WHERE key = 'boot_id'").get() as { value: string } | null;
+    if (stored?.value !== bootId) return [];
+    const rows = db.query("SELECT volume, mount_id, count FROM mounts").all() as { volume: string; mount_id: string; count: number }[];
+    return rows.map((row) => [row.volume, row.mount_id, row.count]);
+  } catch (error) {
+    if (isBusy(error)) throw stateError(file, new Error("it is in use by another process; is a plugin already running with this state directory?"));
+    db?.close();
+    db = undefined;
+    quarantine(file, ["-wal", "-shm"], error, options);
+    return [];
+  } finally {
+    db?.close();
+  }
 }
 
 function stateError(file: string, cause: unknown, volume?: string): PluginError {

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
-import { appendFileSync, chmodSync, copyFileSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { appendFileSync, chmodSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { MountRefs, type MountRefsOptions } from "../../../src/core/mount-refs.ts";
 import { currentBootId } from "../../../src/system/process-identity.ts";
@@ -16,6 +16,8 @@ describe("MountRefs", () => {
     open.push(refs);
     return refs;
   }
+
+  const legacyDatabase = (bootId: string) => legacyDatabaseIn(stateDir, bootId);
 
   function closeRefs(refs: MountRefs): void {
     refs.close();
@@ -108,7 +110,7 @@ describe("MountRefs", () => {
     expect(after.snapshot()).toEqual(new Map([["v", 1]]));
   });
 
-  test("a database another process holds is refused as in use, never quarantined", () => {
+  test("a state directory another plugin holds is refused as in use, never quarantined", () => {
     const owner = openRefs();
     owner.add("v", "id1");
     const started = performance.now();
@@ -149,57 +151,75 @@ describe("MountRefs", () => {
     expect(second.count("v")).toBe(1);
   });
 
-  test("creates the state directory 0700 and the database files 0600", () => {
+  test("creates the state directory 0700 and its files 0600; the lock file names its holder", () => {
     const refs = openRefs();
     refs.add("v", "id");
     expect(statSync(stateDir).mode & 0o777).toBe(0o700);
-    const files = readdirSync(stateDir);
-    expect(files).toContain("mounts.db");
+    const files = readdirSync(stateDir).sort();
+    expect(files).toEqual(["mounts.slots", "owner.lock"]);
     for (const file of files) {
       expect({ file, mode: statSync(join(stateDir, file)).mode & 0o777 }).toEqual({ file, mode: 0o600 });
     }
+    expect(readFileSync(join(stateDir, "owner.lock"), "utf8")).toBe(`${process.pid}\n`);
   });
 
-  test("resets a database file with loose permissions to 0600", () => {
+  test("resets a lock file with loose permissions to 0600 and replaces a stale holder's pid", () => {
     const first = openRefs();
     closeRefs(first);
-    const file = join(stateDir, "mounts.db");
+    const file = join(stateDir, "owner.lock");
     chmodSync(file, 0o644);
+    writeFileSync(file, "4000000000 from a long gone process\n");
     openRefs();
     expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect(readFileSync(file, "utf8")).toBe(`${process.pid}\n`);
   });
 
-  test("a corrupt database is quarantined as mounts.db.corrupt-*, reported, and replaced by a fresh one; the references in mounts.slots stay", async () => {
-    const first = openRefs();
-    first.add("v", "id");
-    closeRefs(first);
-    // Corrupt the database and drop its WAL, which would otherwise still hold valid pages.
-    for (const suffix of ["-wal", "-shm"]) rmSync(join(stateDir, `mounts.db${suffix}`), { force: true });
+  test("a symlink planted as the lock file is refused, never followed", () => {
+    mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+    const elsewhere = join(dir, "elsewhere");
+    writeFileSync(elsewhere, "not ours\n");
+    symlinkSync(elsewhere, join(stateDir, "owner.lock"));
+    expect(() => openRefs()).toThrow(/owner\.lock/);
+    expect(readFileSync(elsewhere, "utf8")).toBe("not ours\n");
+  });
+
+  test("a lock held in another process is waited for, then taken once that process exits", async () => {
+    const module = join(import.meta.dir, "../../../src/core/mount-refs.ts");
+    const script = `const { MountRefs } = await import(${JSON.stringify(module)});
+      MountRefs.open({ stateDir: ${JSON.stringify(stateDir)}, bootId: "boot-1" }).add("v", "held");
+      console.log("ready");
+      setTimeout(() => process.kill(process.pid, "SIGKILL"), 600);
+      await new Promise(() => {});`;
+    const holder = Bun.spawn([process.execPath, "-e", script], { stdout: "pipe", stderr: "pipe" });
+    const first = await holder.stdout.getReader().read();
+    expect(new TextDecoder().decode(first.value)).toContain("ready");
+    const started = performance.now();
+    // The holder is killed without closing anything: the kernel lets go of its lock.
+    const refs = openRefs();
+    expect(performance.now() - started).toBeGreaterThan(300);
+    expect(refs.count("v")).toBe(1);
+    await holder.exited;
+  }, 20_000);
+
+  test("a corrupt mounts.db of an older release is quarantined and the start goes on with no references", () => {
+    mkdirSync(stateDir, { recursive: true, mode: 0o700 });
     const garbage = "this is not an SQLite database\n".repeat(200);
     writeFileSync(join(stateDir, "mounts.db"), garbage);
-
     const reports: { from: string; to: string; cause: unknown }[] = [];
     const refs = openRefs({ onQuarantine: (from, to, cause) => reports.push({ from, to, cause }) });
-
     expect(reports).toHaveLength(1);
     const report = reports[0]!;
     expect(report.from).toBe(join(stateDir, "mounts.db"));
     expect(report.to).toMatch(/\/mounts\.db\.corrupt-\d+$/);
-    expect(report.cause).toBeDefined();
     expect(readFileSync(report.to, "utf8")).toBe(garbage);
-    expect(readdirSync(stateDir).filter((f) => /^mounts\.db\.corrupt-\d+$/.test(f))).toHaveLength(1);
-
-    // The database is only the lock: the references live on in the slot table.
-    expect(refs.snapshot()).toEqual(new Map([["v", 1]]));
-    refs.add("v", "id");
+    expect(refs.snapshot().size).toBe(0);
+    refs.add("w", "fresh");
     closeRefs(refs);
-    const reopened = openRefs({ onQuarantine: () => reports.push({ from: "", to: "", cause: "again" }) });
-    expect(reopened.count("v")).toBe(2);
+    expect(openRefs().snapshot()).toEqual(new Map([["w", 1]]));
     expect(reports).toHaveLength(1);
-    expect(statSync(join(stateDir, "mounts.db")).mode & 0o777).toBe(0o600);
   });
 
-  test("a corrupt database is quarantined even without an onQuarantine callback", () => {
+  test("a corrupt mounts.db is quarantined even without an onQuarantine callback", () => {
     mkdirSync(stateDir, { recursive: true });
     writeFileSync(join(stateDir, "mounts.db"), Buffer.alloc(8192, 0xab));
     const refs = openRefs();
@@ -208,32 +228,29 @@ describe("MountRefs", () => {
     expect(readdirSync(stateDir).some((f) => f.startsWith("mounts.db.corrupt-"))).toBe(true);
   });
 
-  test("a damaged database's write-ahead log is never replayed into the fresh database", () => {
-    // The state a SIGKILL leaves: the last committed mount only in the WAL, not in the main file.
-    // Closing the last connection checkpoints "old" into the main file.
-    const before = openRefs();
-    before.add("old", "1");
-    closeRefs(before);
-    const live = openRefs();
-    live.add("v", "id");
-    const crashed = join(dir, "crashed");
-    mkdirSync(crashed, { mode: 0o700 });
-    for (const file of ["mounts.db", "mounts.db-wal"]) copyFileSync(join(stateDir, file), join(crashed, file));
-    expect(statSync(join(crashed, "mounts.db-wal")).size).toBeGreaterThan(0);
-    // Damage the main file's header.
-    const main = readFileSync(join(crashed, "mounts.db"));
-    main.fill(0xab, 0, 100);
-    writeFileSync(join(crashed, "mounts.db"), main);
-
-    const moved: string[] = [];
-    const refs = openRefs({ stateDir: crashed, onQuarantine: (_from, to) => moved.push(to) });
-    expect(moved).toHaveLength(1);
-    expect(readFileSync(moved[0]!).subarray(0, 100).equals(Buffer.alloc(100, 0xab))).toBe(true);
-    expect(refs.snapshot().size).toBe(0);
-    refs.add("w", "fresh");
-    closeRefs(refs);
-    expect(openRefs({ stateDir: crashed }).snapshot()).toEqual(new Map([["w", 1]]));
-  });
+  for (const release of ["with", "before"] as const) {
+    test(`an older release (${release} the slot table) that still holds mounts.db is refused as in use; once it exits, the database is taken over and deleted`, () => {
+      mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+      if (release === "with") {
+        const previous = openRefs();
+        previous.add("v", "id1");
+        closeRefs(previous);
+      }
+      const older = legacyDatabase("boot-1");
+      // What an older release held for its lifetime.
+      older.exec("PRAGMA locking_mode = EXCLUSIVE; PRAGMA journal_mode = WAL;");
+      older.exec("INSERT OR REPLACE INTO meta (key, value) VALUES ('owner_pid', '1')");
+      try {
+        expect(() => MountRefs.open({ stateDir, bootId: "boot-1" })).toThrow(/mounts\.db: it is in use by another process/);
+        expect(readdirSync(stateDir).filter((f) => f.includes("corrupt"))).toEqual([]);
+      } finally {
+        older.close();
+      }
+      // The slot table, once there, is what counts; before it, the database's references.
+      expect(openRefs().snapshot()).toEqual(release === "with" ? new Map([["v", 1]]) : new Map([["v", 3], ["w", 1]]));
+      expect(readdirSync(stateDir).sort()).toEqual(["mounts.slots", "owner.lock"]);
+    }, 20_000);
+  }
 
   test("more pairs than the first table holds: the file grows and every count survives a reopen", () => {
     const refs = openRefs();
@@ -319,25 +336,21 @@ describe("MountRefs", () => {
     expect(refs.count("v")).toBe(1);
   });
 
-  test("references an older release kept in mounts.db are moved into the slot table once", () => {
+  test("references an older release kept in mounts.db are moved into the slot table once, and the database deleted", () => {
     mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-    const legacy = new Database(join(stateDir, "mounts.db"), { create: true });
-    legacy.exec(
-      "CREATE TABLE mounts (volume TEXT NOT NULL, mount_id TEXT NOT NULL, count INTEGER NOT NULL CHECK (count > 0), PRIMARY KEY (volume, mount_id)) WITHOUT ROWID;" +
-        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;" +
-        "INSERT INTO mounts VALUES ('v', 'id1', 2), ('v', 'id2', 1), ('w', 'id1', 1);" +
-        "INSERT INTO meta VALUES ('boot_id', 'boot-1');",
-    );
-    legacy.close();
+    legacyDatabase("boot-1").close();
     const upgraded = openRefs();
     expect(upgraded.snapshot()).toEqual(new Map([["v", 3], ["w", 1]]));
+    expect(readdirSync(stateDir).sort()).toEqual(["mounts.slots", "owner.lock"]);
+    upgraded.release("v", "id2");
     closeRefs(upgraded);
-    const again = openRefs();
-    expect(again.snapshot()).toEqual(new Map([["v", 3], ["w", 1]]));
-    closeRefs(again);
-    const check = new Database(join(stateDir, "mounts.db"), { readonly: true });
-    expect((check.query("SELECT COUNT(*) AS n FROM mounts").get() as { n: number }).n).toBe(0);
-    check.close();
+    expect(openRefs().snapshot()).toEqual(new Map([["v", 2], ["w", 1]]));
+  });
+
+  test("references an older release kept from another boot are not imported", () => {
+    mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+    legacyDatabase("boot-0").close();
+    expect(openRefs().snapshot().size).toBe(0);
   });
 
   test("a process killed at random moments while mounting and unmounting leaves a table that opens with its counts", async () => {
@@ -369,9 +382,7 @@ describe("MountRefs", () => {
     }
   }, 60_000);
 
-  // Regression: bun:sqlite's close() leaves the connection (and its descriptors) open while
-  // prepared statements are alive, so close() must finalize them first.
-  test("close releases the database: no descriptor to its files stays open", () => {
+  test("close releases the state files: no descriptor to them stays open", () => {
     const refs = openRefs();
     refs.add("v", "id");
     expect(openDescriptorsUnder(stateDir)).toBeGreaterThan(0);
@@ -379,6 +390,18 @@ describe("MountRefs", () => {
     expect(openDescriptorsUnder(stateDir)).toBe(0);
   });
 });
+
+/** The database a release before the slot table kept in `dir`'s state: its schema and three pairs. */
+function legacyDatabaseIn(stateDir: string, bootId: string): Database {
+  const legacy = new Database(join(stateDir, "mounts.db"), { create: true });
+  legacy.exec(
+    "CREATE TABLE mounts (volume TEXT NOT NULL, mount_id TEXT NOT NULL, count INTEGER NOT NULL CHECK (count > 0), PRIMARY KEY (volume, mount_id)) WITHOUT ROWID;" +
+      "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;" +
+      "INSERT INTO mounts VALUES ('v', 'id1', 2), ('v', 'id2', 1), ('w', 'id1', 1);",
+  );
+  legacy.query("INSERT INTO meta VALUES ('boot_id', ?1)").run(bootId);
+  return legacy;
+}
 
 /** How many of this process's file descriptors point into `dir`. */
 function openDescriptorsUnder(dir: string): number {
