@@ -10,9 +10,10 @@ import { type FsSteps, fsStepsFor, POOLED } from "../../system/fs-steps.ts";
 import { isLocal, keepsMetadataOrder, treeFilesystems } from "../../system/mountinfo.ts";
 import { crashPoint } from "../../system/crash-point.ts";
 import { bothStaged, makeRealDirectory, MetadataStore, requireRealDirectory, type StagedRecord } from "../metadata-store.ts";
-import { asPosixIntent, type PosixIntent, planReplay, type ReplayStep } from "./intents.ts";
+import type { PosixIntent } from "./intents.ts";
 import { type Ownership, parseOwnership, POSIX_OPTION_NAMES } from "./options.ts";
-import { isInterruptedCreate, type PosixVolumeMeta } from "./volume-meta.ts";
+import { type FinishRemoveOptions, type RecoveryHost, replayIntentLog, rollBackInterruptedCreates, rollForwardInterruptedRemoves } from "./recovery.ts";
+import type { PosixVolumeMeta } from "./volume-meta.ts";
 import {
   applyOwnership,
   backendError,
@@ -136,9 +137,9 @@ export class PosixBackend implements Backend {
       if (this.localTree) this.monitor?.markLocal((await stat(this.root)).dev);
       await makeRealDirectory(join(this.root, CONTROL_DIR), 0o755);
       await this.meta.init();
-      await this.rollBackInterruptedCreates();
+      await rollBackInterruptedCreates(this.recovery());
       await makeRealDirectory(this.trashDir, 0o700);
-      await this.rollForwardInterruptedRemoves();
+      await rollForwardInterruptedRemoves(this.recovery());
       await this.openJournal();
       // Leftovers of interrupted removals are deleted in the background: a large one
       // must not delay the socket, and a failure is simply retried at the next start.
@@ -148,44 +149,6 @@ export class PosixBackend implements Backend {
       throw new PluginError("BACKEND_FAILED", `cannot use ${this.root} as the volume root: ${messageOf(error)}`, {
         cause: error,
       });
-    }
-  }
-
-  /**
-   * A Create that crashed after writing its "creating" record left that record and maybe
-   * an empty directory: both go. A non-empty directory was adopted data and stays. Only
-   * this host's dead processes' records are touched (and anyone's abandoned for an hour):
-   * another host may be creating right now.
-   */
-  private async rollBackInterruptedCreates(): Promise<void> {
-    for (const [name, meta] of this.meta.entries()) {
-      if (!isInterruptedCreate(meta)) continue;
-      await rmdir(this.pathOf(name)).catch(() => {});
-      await this.meta.delete(name);
-    }
-  }
-
-  /**
-   * A "removing" record is a Remove that was decided: finish it, whoever's it was (on a
-   * shared root another host's crashed Remove is finished here; two hosts finishing one
-   * Remove is harmless, the rename moves the data once). Get and List never show such a
-   * volume, so one that cannot be finished now stays hidden until a later Remove, Create
-   * or start finishes it.
-   */
-  private async rollForwardInterruptedRemoves(): Promise<void> {
-    for (const [name, meta] of [...this.meta.entries()]) {
-      if (meta.state !== "removing") continue;
-      try {
-        // On a shared root another host may have finished this Remove and created the name
-        // anew since the index was read: act only on the very record seen here.
-        const current = await this.meta.read(name);
-        if (current?.state !== "removing" || current.createdAt !== meta.createdAt) continue;
-        // Only moved into the trash here; the background sweep deletes it, so a large
-        // volume does not keep the socket closed.
-        await this.finishRemove(name, { deleteNow: false });
-      } catch (error) {
-        this.warn(`cannot finish the interrupted removal of ${name} yet (it stays hidden; the next Remove, Create or start retries): ${messageOf(error)}`);
-      }
     }
   }
 
@@ -218,72 +181,23 @@ export class PosixBackend implements Backend {
       bootId: this.bootId,
       checkpointDelayMs: this.checkpointDelayMs,
     });
-    for (const problem of recovered.damaged) this.warn(`intent log: ${problem} (skipped)`);
-    const intents: PosixIntent[] = [];
-    for (const entry of recovered.entries) {
-      const intent = asPosixIntent(entry);
-      if (intent) intents.push(intent);
-      else this.warn(`intent log: an entry about ${JSON.stringify(entry.name)} is not one this version knows (skipped)`);
-    }
-    const recorded = new Map(this.meta.entries().map(([name, meta]) => [name, meta.createdAt]));
-    const failed = new Set<string>();
-    for (const step of planReplay(intents, recorded)) {
-      // A name's later step (the Create after a Remove) waits for the one that failed.
-      if (failed.has(step.name)) continue;
-      try {
-        await this.replay(step);
-      } catch (error) {
-        failed.add(step.name);
-        // A Remove that cannot be finished yet also becomes a "removing" record: the volume
-        // is hidden meanwhile, and the next Create or Remove of it finishes it too.
-        if (step.kind === "finish-remove") await this.markRemoving(step.name).catch(() => {});
-        this.warn(`intent log: cannot ${step.kind} ${step.name} yet (the next start retries): ${messageOf(error)}`);
-      }
-    }
-    if (intents.length > 0) await this.makeDurable(new Set(intents.map((intent) => intent.name)));
-    try {
-      await log.forgetRecovered(intents.filter((intent) => failed.has(intent.name)));
-    } catch (error) {
-      // A full or read-only disk: the recovered segments stay whole for the next start.
-      this.warn(`intent log: cannot set aside what the replay could not finish (the recovered segments stay for the next start): ${messageOf(error)}`);
-    }
+    await replayIntentLog(this.recovery(), log, recovered);
     // A root that does not use the log still hands it every Create and Remove (see supersede).
     this.intentLog = log;
   }
 
-  /** Records a Remove decided by the log as a durable "removing" record (see rollForwardInterruptedRemoves). */
-  private async markRemoving(name: string): Promise<void> {
-    const existing = this.meta.cached(name);
-    const meta: PosixVolumeMeta = existing ?? { version: 1, createdAt: this.nextCreatedAt(), options: {}, state: "removing" };
-    await this.meta.write(name, { ...meta, state: "removing" });
-  }
-
-  private async replay(step: ReplayStep): Promise<void> {
-    switch (step.kind) {
-      case "ensure-directory":
-        try {
-          await this.steps.lstat(this.pathOf(step.name));
-          return;
-        } catch (error) {
-          if (errnoCode(error) !== "ENOENT") throw error;
-        }
-        await this.makeDirectory(step.name, await parseOwnership(step.meta.options, step.name));
-        return;
-      case "redo-create": {
-        // An empty directory is the interrupted Create's own mkdir, maybe before its chmod
-        // (the umask's 0700): made again, it gets the documented mode. Data stays adopted.
-        await rmdir(this.pathOf(step.name)).catch(() => {});
-        const ready = await this.meta.stage(step.name, step.meta, { durable: false });
-        await this.makeDirectory(step.name, await parseOwnership(step.meta.options, step.name), ready);
-        return;
-      }
-      case "finish-remove":
-        await this.finishRemove(step.name, { deleteNow: false, durable: false });
-        return;
-      case "drop-record":
-        await this.meta.delete(step.name, { durable: false });
-        return;
-    }
+  /** What the start's recovery (recovery.ts) needs of this backend, as it is now. */
+  private recovery(): RecoveryHost {
+    return {
+      meta: this.meta,
+      steps: this.steps,
+      pathOf: (name) => this.pathOf(name),
+      makeDirectory: (name, ownership, ready) => this.makeDirectory(name, ownership, ready),
+      finishRemove: (name, options) => this.finishRemove(name, options),
+      makeDurable: (names) => this.makeDurable(names),
+      nextCreatedAt: () => this.nextCreatedAt(),
+      warn: this.warn,
+    };
   }
 
   /**
@@ -480,7 +394,7 @@ export class PosixBackend implements Backend {
    * could not be moved; `durable: false` leaves the move unsynced, for a Remove an intent
    * log made durable.
    */
-  private async finishRemove(name: string, { restore, deleteNow = true, durable = true }: { restore?: () => Promise<void>; deleteNow?: boolean; durable?: boolean } = {}): Promise<void> {
+  private async finishRemove(name: string, { restore, deleteNow = true, durable = true }: FinishRemoveOptions = {}): Promise<void> {
     const trashed = join(this.trashDir, crypto.randomUUID());
     let renaming = true;
     let moved = false;
