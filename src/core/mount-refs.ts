@@ -1,6 +1,6 @@
-import { existsSync, mkdirSync, renameSync, rmSync } from "node:fs";
+import { existsSync, ftruncateSync, lstatSync, mkdirSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { messageOf, PluginError } from "./errors.ts";
+import { errnoCode, messageOf, PluginError } from "./errors.ts";
 import { MountSlots, type SlotEntry, SlotsDamaged } from "./mount-slots.ts";
 import { LockHeld, OwnerLock } from "../system/owner-lock.ts";
 import { currentBootId } from "../system/process-identity.ts";
@@ -24,10 +24,11 @@ export interface MountRefsOptions {
  * Mount one ID twice (`docker cp`), so each pair is counted, not just recorded.
  *
  * `owner.lock` is held (flock) for the process's lifetime, so a second plugin on the same
- * state directory is refused instead of sharing the table. Older releases held `mounts.db`
- * (SQLite) as that lock, and the oldest kept the references in it: the first start after
- * an upgrade checks that no older plugin holds it, moves its references into a new slot
- * table, and deletes it.
+ * state directory is refused instead of sharing the table. Older releases held SQLite's
+ * lock on `mounts.db` instead, and the oldest kept the references in it: the first start
+ * after an upgrade checks that no older plugin holds it and moves its references into a
+ * new slot table. This release keeps `mounts.db` empty and holds SQLite's lock on it
+ * too, so an older release started beside it refuses as well.
  */
 export class MountRefs {
   private readonly lock: OwnerLock;
@@ -49,19 +50,14 @@ export class MountRefs {
     }
     const bootId = options.bootId ?? currentBootId();
     const lockFile = join(options.stateDir, "owner.lock");
-    let lock: OwnerLock;
-    try {
-      lock = OwnerLock.acquire(lockFile, OWNER_WAIT_MS);
-    } catch (error) {
-      if (error instanceof LockHeld) throw stateError(lockFile, new Error("it is in use by another process; is a plugin already running with this state directory?"));
-      throw stateError(lockFile, error);
-    }
+    const lock = takeLock(lockFile, () => OwnerLock.acquire(lockFile, OWNER_WAIT_MS));
     const file = join(options.stateDir, "mounts.slots");
+    const database = join(options.stateDir, "mounts.db");
+    let slots: MountSlots | undefined;
     try {
       // The first start after an upgrade: an older release's database. Its references
       // count only before the slot table exists; afterwards the table's are the current ones.
-      const database = join(options.stateDir, "mounts.db");
-      const older = existsSync(database);
+      const older = isOlderDatabase(database);
       const legacy = older ? legacyReferences(database, bootId, !existsSync(file), options) : [];
       let opened: { slots: MountSlots; entries: SlotEntry[] };
       try {
@@ -71,10 +67,22 @@ export class MountRefs {
         quarantine(file, [], error, options);
         opened = MountSlots.open(file, bootId);
       }
-      // Deleted once the slot table holds its references, so later starts never load SQLite.
-      if (older) for (const suffix of ["", "-wal", "-shm"]) rmSync(database + suffix, { force: true });
+      slots = opened.slots;
+      // Older releases took SQLite's lock on mounts.db instead of owner.lock: holding that
+      // too keeps one from starting beside this process (a rollback started too early).
+      const fence = takeLock(database, () => lock.fenceSqlite(database, OWNER_WAIT_MS));
+      if (older) {
+        // Emptied once the slot table holds its references: later starts never load SQLite.
+        // Best effort: what is left (a -shm made a directory) only costs the next start the
+        // same look at the database, never the references already moved.
+        try {
+          for (const suffix of ["-wal", "-shm"]) rmSync(database + suffix, { force: true });
+          ftruncateSync(fence, 0);
+        } catch {}
+      }
       return new MountRefs(lock, opened.slots, opened.entries);
     } catch (error) {
+      slots?.close();
       lock.release();
       throw error instanceof PluginError ? error : stateError(file, error);
     }
@@ -156,6 +164,32 @@ function quarantine(file: string, suffixes: string[], cause: unknown, options: M
   options.onQuarantine?.(file, aside, cause);
 }
 
+/** Takes a lock of the state directory; one held for the whole wait means another plugin runs. */
+function takeLock<T>(file: string, take: () => T): T {
+  try {
+    return take();
+  } catch (error) {
+    if (error instanceof LockHeld) throw stateError(file, new Error(IN_USE));
+    throw stateError(file, error);
+  }
+}
+
+const IN_USE = "it is in use by another process; is a plugin already running with this state directory?";
+
+/**
+ * A database an older release wrote: this release only keeps an empty one, as a lock.
+ * Anything but a plain file is never opened; taking the lock refuses it with its name.
+ */
+function isOlderDatabase(file: string): boolean {
+  try {
+    const info = lstatSync(file);
+    return info.isFile() && info.size > 0;
+  } catch (error) {
+    if (errnoCode(error) === "ENOENT") return false;
+    throw error;
+  }
+}
+
 function isBusy(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
   return typeof code === "string" && code.startsWith("SQLITE_BUSY");
@@ -175,12 +209,15 @@ function legacyReferences(file: string, bootId: string, wanted: boolean, options
     // A write lock, as the older release held for its lifetime (and one exiting lets go).
     db.exec("PRAGMA busy_timeout = 5000; BEGIN IMMEDIATE; ROLLBACK;");
     if (!wanted) return [];
+    // One killed while it created its tables holds no references: nothing to import.
+    const tables = db.query("SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('meta', 'mounts')").all() as { name: string }[];
+    if (tables.length < 2) return [];
     const stored = db.query("SELECT value FROM meta WHERE key = 'boot_id'").get() as { value: string } | null;
     if (stored?.value !== bootId) return [];
     const rows = db.query("SELECT volume, mount_id, count FROM mounts").all() as { volume: string; mount_id: string; count: number }[];
     return rows.map((row) => [row.volume, row.mount_id, row.count]);
   } catch (error) {
-    if (isBusy(error)) throw stateError(file, new Error("it is in use by another process; is a plugin already running with this state directory?"));
+    if (isBusy(error)) throw stateError(file, new Error(IN_USE));
     db?.close();
     db = undefined;
     quarantine(file, ["-wal", "-shm"], error, options);

@@ -755,7 +755,7 @@ describe("fuzzing the socket of the compiled binary", () => {
     expect(plugin.exitCode).toBeNull();
     expect(readdirSync(dir).sort()).toEqual(layoutBefore);
     expect(readdirSync(cwd)).toEqual([]);
-    expect(readdirSync(layout.state).sort()).toEqual(["mounts.slots", "owner.lock"]);
+    expect(readdirSync(layout.state).sort()).toEqual(["mounts.db", "mounts.slots", "owner.lock"]);
     expect(escapes()).toEqual([]);
 
     const inv = inventory(layout.root);

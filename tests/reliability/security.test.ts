@@ -104,7 +104,7 @@ describe("file modes", () => {
 
       expect(mode(suite.layout.state)).toBe("0700");
       const stateFiles = readdirSync(suite.layout.state).sort();
-      expect(stateFiles).toEqual(["mounts.slots", "owner.lock"]);
+      expect(stateFiles).toEqual(["mounts.db", "mounts.slots", "owner.lock"]);
       for (const name of stateFiles) {
         const info = lstatSync(join(suite.layout.state, name));
         expect({ name, mode: mode(join(suite.layout.state, name)), uid: info.uid, file: info.isFile() }).toEqual({ name, mode: "0600", uid: 0, file: true });

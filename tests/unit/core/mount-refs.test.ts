@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
-import { appendFileSync, chmodSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { appendFileSync, chmodSync, linkSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { MountRefs, type MountRefsOptions } from "../../../src/core/mount-refs.ts";
 import { currentBootId } from "../../../src/system/process-identity.ts";
@@ -156,7 +156,9 @@ describe("MountRefs", () => {
     refs.add("v", "id");
     expect(statSync(stateDir).mode & 0o777).toBe(0o700);
     const files = readdirSync(stateDir).sort();
-    expect(files).toEqual(["mounts.slots", "owner.lock"]);
+    expect(files).toEqual(["mounts.db", "mounts.slots", "owner.lock"]);
+    // An empty database: only its lock, for older releases (see below).
+    expect(statSync(join(stateDir, "mounts.db")).size).toBe(0);
     for (const file of files) {
       expect({ file, mode: statSync(join(stateDir, file)).mode & 0o777 }).toEqual({ file, mode: 0o600 });
     }
@@ -188,7 +190,7 @@ describe("MountRefs", () => {
     const script = `const { MountRefs } = await import(${JSON.stringify(module)});
       MountRefs.open({ stateDir: ${JSON.stringify(stateDir)}, bootId: "boot-1" }).add("v", "held");
       console.log("ready");
-      setTimeout(() => process.kill(process.pid, "SIGKILL"), 600);
+      setTimeout(() => process.kill(process.pid, "SIGKILL"), 1500);
       await new Promise(() => {});`;
     const holder = Bun.spawn([process.execPath, "-e", script], { stdout: "pipe", stderr: "pipe" });
     const first = await holder.stdout.getReader().read();
@@ -196,7 +198,8 @@ describe("MountRefs", () => {
     const started = performance.now();
     // The holder is killed without closing anything: the kernel lets go of its lock.
     const refs = openRefs();
-    expect(performance.now() - started).toBeGreaterThan(300);
+    // The holder dies 1.5 s after it said "ready"; this open began well within that.
+    expect(performance.now() - started).toBeGreaterThan(500);
     expect(refs.count("v")).toBe(1);
     await holder.exited;
   }, 20_000);
@@ -229,7 +232,7 @@ describe("MountRefs", () => {
   });
 
   for (const release of ["with", "before"] as const) {
-    test(`an older release (${release} the slot table) that still holds mounts.db is refused as in use; once it exits, the database is taken over and deleted`, () => {
+    test(`an older release (${release} the slot table) that still holds mounts.db is refused as in use; once it exits, its references are taken over and the database emptied`, () => {
       mkdirSync(stateDir, { recursive: true, mode: 0o700 });
       if (release === "with") {
         const previous = openRefs();
@@ -248,9 +251,93 @@ describe("MountRefs", () => {
       }
       // The slot table, once there, is what counts; before it, the database's references.
       expect(openRefs().snapshot()).toEqual(release === "with" ? new Map([["v", 1]]) : new Map([["v", 3], ["w", 1]]));
-      expect(readdirSync(stateDir).sort()).toEqual(["mounts.slots", "owner.lock"]);
+      expect(readdirSync(stateDir).sort()).toEqual(["mounts.db", "mounts.slots", "owner.lock"]);
+      expect(statSync(join(stateDir, "mounts.db")).size).toBe(0);
     }, 20_000);
   }
+
+  test("an older release started while this one runs finds SQLite's lock on mounts.db taken and refuses", async () => {
+    const refs = openRefs();
+    refs.add("v", "id");
+    // What releases before owner.lock did first at their start (MountRefs.openLock), in another process.
+    const older = `const { Database } = require("bun:sqlite");
+      const db = new Database(${JSON.stringify(join(stateDir, "mounts.db"))}, { create: true, strict: true });
+      try {
+        db.exec("PRAGMA busy_timeout = 200; PRAGMA locking_mode = EXCLUSIVE; PRAGMA journal_mode = WAL; PRAGMA synchronous = OFF;");
+        db.exec("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;");
+        console.log("started");
+      } catch (error) {
+        console.log(error.code);
+      }`;
+    const run = async () => {
+      const child = Bun.spawn([process.execPath, "-e", older], { stdout: "pipe", stderr: "pipe" });
+      const said = (await new Response(child.stdout).text()).trim();
+      await child.exited;
+      return said;
+    };
+    expect(await run()).toBe("SQLITE_BUSY");
+    expect(statSync(join(stateDir, "mounts.db")).size).toBe(0);
+    closeRefs(refs);
+    expect(await run()).toBe("started");
+  }, 20_000);
+
+  test("an empty mounts.db (this release's, or an older one killed at its start) is never opened as a database", () => {
+    mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+    writeFileSync(join(stateDir, "mounts.db"), "");
+    writeFileSync(join(stateDir, "mounts.db-wal"), "not a log\n");
+    const moved: string[] = [];
+    const refs = openRefs({ onQuarantine: (_from, to) => moved.push(to) });
+    expect(moved).toEqual([]);
+    expect(refs.snapshot().size).toBe(0);
+    expect(readFileSync(join(stateDir, "mounts.db-wal"), "utf8")).toBe("not a log\n");
+  });
+
+  test("an older release's database without its tables holds no references and is not reported as damaged", () => {
+    mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+    const bare = new Database(join(stateDir, "mounts.db"), { create: true });
+    bare.exec("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;");
+    bare.close();
+    const moved: string[] = [];
+    const refs = openRefs({ onQuarantine: (_from, to) => moved.push(to) });
+    expect(moved).toEqual([]);
+    expect(refs.snapshot().size).toBe(0);
+    expect(statSync(join(stateDir, "mounts.db")).size).toBe(0);
+  });
+
+  test("the lock does not pass to a child: once the holder dies, the next start takes it while the child still runs", async () => {
+    const module = join(import.meta.dir, "../../../src/core/mount-refs.ts");
+    const script = `const { MountRefs } = await import(${JSON.stringify(module)});
+      MountRefs.open({ stateDir: ${JSON.stringify(stateDir)}, bootId: "boot-1" });
+      const child = Bun.spawn(["sleep", "30"], { stdin: "ignore", stdout: "ignore", stderr: "ignore" });
+      child.unref();
+      console.log(String(child.pid));
+      await new Promise(() => {});`;
+    const holder = Bun.spawn([process.execPath, "-e", script], { stdout: "pipe", stderr: "pipe" });
+    const first = await holder.stdout.getReader().read();
+    const childPid = Number(new TextDecoder().decode(first.value).trim());
+    expect(childPid).toBeGreaterThan(0);
+    try {
+      holder.kill("SIGKILL");
+      await holder.exited;
+      // The sleep the holder started (as mount.quobyte would be) is still there.
+      expect(() => process.kill(childPid, 0)).not.toThrow();
+      const started = performance.now();
+      openRefs();
+      expect(performance.now() - started).toBeLessThan(3000);
+    } finally {
+      process.kill(childPid, "SIGKILL");
+    }
+  }, 20_000);
+
+  test("a lock file with a second name (a planted hard link) is refused, and the other file is left as it was", () => {
+    mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+    const elsewhere = join(dir, "elsewhere");
+    writeFileSync(elsewhere, "not ours\n", { mode: 0o644 });
+    linkSync(elsewhere, join(stateDir, "owner.lock"));
+    expect(() => openRefs()).toThrow(/owner\.lock is not a plain file of its own \(2 links\)/);
+    expect(readFileSync(elsewhere, "utf8")).toBe("not ours\n");
+    expect(statSync(elsewhere).mode & 0o777).toBe(0o644);
+  });
 
   test("more pairs than the first table holds: the file grows and every count survives a reopen", () => {
     const refs = openRefs();
@@ -336,15 +423,29 @@ describe("MountRefs", () => {
     expect(refs.count("v")).toBe(1);
   });
 
-  test("references an older release kept in mounts.db are moved into the slot table once, and the database deleted", () => {
+  test("references an older release kept in mounts.db are moved into the slot table once, and the database emptied", () => {
     mkdirSync(stateDir, { recursive: true, mode: 0o700 });
     legacyDatabase("boot-1").close();
     const upgraded = openRefs();
     expect(upgraded.snapshot()).toEqual(new Map([["v", 3], ["w", 1]]));
-    expect(readdirSync(stateDir).sort()).toEqual(["mounts.slots", "owner.lock"]);
+    expect(readdirSync(stateDir).sort()).toEqual(["mounts.db", "mounts.slots", "owner.lock"]);
+    expect(statSync(join(stateDir, "mounts.db")).size).toBe(0);
     upgraded.release("v", "id2");
     closeRefs(upgraded);
     expect(openRefs().snapshot()).toEqual(new Map([["v", 2], ["w", 1]]));
+  });
+
+  test("leftovers of the older database that cannot be deleted do not fail the start that moved its references", () => {
+    mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+    legacyDatabase("boot-1").close();
+    mkdirSync(join(stateDir, "mounts.db-shm"));
+    const upgraded = openRefs();
+    expect(upgraded.snapshot()).toEqual(new Map([["v", 3], ["w", 1]]));
+    closeRefs(upgraded);
+    // The next start looks at the database again, and imports nothing twice.
+    rmSync(join(stateDir, "mounts.db-shm"), { recursive: true });
+    expect(openRefs().snapshot()).toEqual(new Map([["v", 3], ["w", 1]]));
+    expect(statSync(join(stateDir, "mounts.db")).size).toBe(0);
   });
 
   test("references an older release kept from another boot are not imported", () => {
