@@ -1,4 +1,7 @@
-import { Hono } from "hono";
+// Hono's base class with a router for fixed paths: the default router builds a regular
+// expression on the first request, and its modules take part in every start.
+import { HonoBase as Hono } from "hono/hono-base";
+import { ExactRouter } from "./exact-router.ts";
 import type { Driver } from "../core/driver.ts";
 import type { VolumeSummary } from "../core/types.ts";
 import { PluginError } from "../core/errors.ts";
@@ -98,7 +101,7 @@ export function createApp(
   pending: () => Promise<void> | undefined = () => undefined,
   activity: RequestActivity = { requests: 0 },
 ): Hono {
-  const app = new Hono({ getPath: pathOf });
+  const app = new Hono({ getPath: pathOf, router: new ExactRouter() });
   const metrics = new Metrics();
 
   // Activate has an empty body and must always answer at once.

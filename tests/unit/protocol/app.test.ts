@@ -171,6 +171,16 @@ describe("malformed requests get an Err and cause no action", () => {
     expect(get.status).toBe(404);
     expect(((await get.json()) as { Err: string }).Err).toContain("UNKNOWN_ENDPOINT");
   });
+
+  test("paths match exactly: a trailing slash, a prefix or another case is an unknown endpoint", async () => {
+    for (const path of ["/Plugin.Activate/", "/VolumeDriver.List/", "/VolumeDriver.Lis", "/volumedriver.list", "//VolumeDriver.List", "/VolumeDriver.List/x"]) {
+      const res = await post(path, {});
+      expect({ path, status: res.status }).toEqual({ path, status: 404 });
+      expect(res.json.Err).toContain("[UNKNOWN_ENDPOINT]");
+    }
+    const activate = await post("/Plugin.Activate");
+    expect(activate.json).toEqual({ Implements: ["VolumeDriver"] });
+  });
 });
 
 describe("logging", () => {
