@@ -59,6 +59,11 @@ export class MountRefs {
       // count only before the slot table exists; afterwards the table's are the current ones.
       const older = isOlderDatabase(database);
       const legacy = older ? legacyReferences(database, bootId, !existsSync(file), options) : [];
+      // Older releases took SQLite's lock on mounts.db instead of owner.lock: holding that
+      // too keeps one from starting beside this process (a rollback started too early).
+      // Taken before the slot table is touched: a start refused here must leave no table
+      // behind, or the next start would ignore what a running older release still counts.
+      const fence = takeLock(database, () => lock.fenceSqlite(database, OWNER_WAIT_MS));
       let opened: { slots: MountSlots; entries: SlotEntry[] };
       try {
         opened = MountSlots.open(file, bootId, legacy);
@@ -68,15 +73,16 @@ export class MountRefs {
         opened = MountSlots.open(file, bootId);
       }
       slots = opened.slots;
-      // Older releases took SQLite's lock on mounts.db instead of owner.lock: holding that
-      // too keeps one from starting beside this process (a rollback started too early).
-      const fence = takeLock(database, () => lock.fenceSqlite(database, OWNER_WAIT_MS));
       if (older) {
         // Emptied once the slot table holds its references: later starts never load SQLite.
-        // Best effort: what is left (a -shm made a directory) only costs the next start the
-        // same look at the database, never the references already moved.
+        // Each step best effort: what is left (a -shm made a directory) is harmless, and
+        // the references are in the slot table already.
+        for (const suffix of ["-wal", "-shm"]) {
+          try {
+            rmSync(database + suffix, { force: true });
+          } catch {}
+        }
         try {
-          for (const suffix of ["-wal", "-shm"]) rmSync(database + suffix, { force: true });
           ftruncateSync(fence, 0);
         } catch {}
       }

@@ -4,7 +4,8 @@ import { constants as os } from "node:os";
 
 const LOCK_EX = 2;
 const LOCK_NB = 4;
-const F_SETLK = 6;
+/** Open file description locks (Linux 3.15): owned by this descriptor, so no other close in the process drops them, and they conflict with SQLite's classic ones. */
+const F_OFD_SETLK = 37;
 const F_WRLCK = 1;
 const SEEK_SET = 0;
 /** SQLite's lock bytes in a database file (os_unix.c): PENDING_BYTE, RESERVED_BYTE, then the SHARED range. */
@@ -130,20 +131,20 @@ export class OwnerLock {
    * Also takes SQLite's write lock on `database` (created empty if missing), for as long
    * as this lock is held: releases that kept their lock in an SQLite database there
    * then find it busy and refuse to start beside this process. Returns the descriptor,
-   * which must stay open: closing any descriptor of that file in this process, SQLite's
-   * own included, drops the lock (fcntl locks belong to the process).
+   * which holds the lock until `release`.
    */
   fenceSqlite(database: string, waitMs: number): number {
     const fd = openLockFile(database);
     try {
       const lib = loadLibc();
-      // struct flock on x86-64 Linux: l_type, l_whence (int16 each), l_start, l_len (int64 at 8 and 16), l_pid.
+      // struct flock on x86-64 Linux: l_type, l_whence (int16 each), l_start, l_len (int64 at 8
+      // and 16), l_pid (int32 at 24, 0 as open file description locks require).
       const request = Buffer.alloc(32);
       request.writeInt16LE(F_WRLCK, 0);
       request.writeInt16LE(SEEK_SET, 2);
       request.writeBigInt64LE(BigInt(SQLITE_LOCK_START), 8);
       request.writeBigInt64LE(BigInt(SQLITE_LOCK_BYTES), 16);
-      acquireWithin(database, waitMs, () => (lib.fcntl(fd, F_SETLK, ptr(request)) === 0 ? 0 : lastErrno(lib)));
+      acquireWithin(database, waitMs, () => (lib.fcntl(fd, F_OFD_SETLK, ptr(request)) === 0 ? 0 : lastErrno(lib)));
     } catch (error) {
       closeSync(fd);
       throw error;

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
-import { appendFileSync, chmodSync, linkSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { appendFileSync, chmodSync, closeSync, existsSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { MountRefs, type MountRefsOptions } from "../../../src/core/mount-refs.ts";
 import { currentBootId } from "../../../src/system/process-identity.ts";
@@ -277,9 +277,34 @@ describe("MountRefs", () => {
     };
     expect(await run()).toBe("SQLITE_BUSY");
     expect(statSync(join(stateDir, "mounts.db")).size).toBe(0);
+    // Another descriptor of the file opened and closed in this process leaves the lock alone.
+    closeSync(openSync(join(stateDir, "mounts.db"), "r"));
+    expect(await run()).toBe("SQLITE_BUSY");
     closeRefs(refs);
     expect(await run()).toBe("started");
   }, 20_000);
+
+  test("a start refused at SQLite's lock leaves no slot table behind", async () => {
+    mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+    // A writer in another process holding SQLite's lock on a still empty database.
+    const holder = `const { Database } = require("bun:sqlite");
+      const db = new Database(${JSON.stringify(join(stateDir, "mounts.db"))}, { create: true });
+      db.exec("PRAGMA locking_mode = EXCLUSIVE; BEGIN IMMEDIATE;");
+      console.log("holding");
+      setTimeout(() => process.exit(0), 15_000);`;
+    const child = Bun.spawn([process.execPath, "-e", holder], { stdout: "pipe", stderr: "pipe" });
+    try {
+      const first = await child.stdout.getReader().read();
+      expect(new TextDecoder().decode(first.value)).toContain("holding");
+      expect(statSync(join(stateDir, "mounts.db")).size).toBe(0);
+      expect(() => MountRefs.open({ stateDir, bootId: "boot-1" })).toThrow(/mounts\.db: it is in use by another process/);
+      expect(existsSync(join(stateDir, "mounts.slots"))).toBe(false);
+    } finally {
+      child.kill("SIGKILL");
+      await child.exited;
+    }
+    expect(openRefs().snapshot().size).toBe(0);
+  }, 30_000);
 
   test("an empty mounts.db (this release's, or an older one killed at its start) is never opened as a database", () => {
     mkdirSync(stateDir, { recursive: true, mode: 0o700 });
