@@ -40,10 +40,14 @@ function loadLibc(): Libc {
   return libc;
 }
 
-/** errno right after a failed call: it is this thread's, and the next libc call may change it. */
+/**
+ * errno right after a failed call: it is this thread's, and the next libc call may change
+ * it. Never 0, which would read as success: -1 when it cannot be read.
+ */
 function lastErrno(lib: Libc): number {
   const pointer = lib.__errno_location();
-  return pointer === null ? 0 : read.i32(pointer, 0);
+  const errno = pointer === null ? 0 : read.i32(pointer, 0);
+  return errno === 0 ? -1 : errno;
 }
 
 function errnoName(errno: number): string {
