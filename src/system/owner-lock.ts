@@ -102,10 +102,7 @@ function openLockFile(file: string): number {
 export class OwnerLock {
   private readonly fds: number[];
 
-  private constructor(
-    readonly file: string,
-    fd: number,
-  ) {
+  private constructor(fd: number) {
     this.fds = [fd];
   }
 
@@ -128,7 +125,7 @@ export class OwnerLock {
       ftruncateSync(fd, 0);
       writeSync(fd, `${process.pid}\n`, 0);
     } catch {}
-    return new OwnerLock(file, fd);
+    return new OwnerLock(fd);
   }
 
   /**

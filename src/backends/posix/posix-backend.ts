@@ -137,10 +137,12 @@ export class PosixBackend implements Backend {
       if (this.localTree) this.monitor?.markLocal((await stat(this.root)).dev);
       await makeRealDirectory(join(this.root, CONTROL_DIR), 0o755);
       await this.meta.init();
-      await rollBackInterruptedCreates(this.recovery());
+      // The root, metadata store and steps are final from here on.
+      const recovery = this.recovery();
+      await rollBackInterruptedCreates(recovery);
       await makeRealDirectory(this.trashDir, 0o700);
-      await rollForwardInterruptedRemoves(this.recovery());
-      await this.openJournal();
+      await rollForwardInterruptedRemoves(recovery);
+      await this.openJournal(recovery);
       // Leftovers of interrupted removals are deleted in the background: a large one
       // must not delay the socket, and a failure is simply retried at the next start.
       void this.emptyTrash().catch(() => {});
@@ -171,7 +173,7 @@ export class PosixBackend implements Backend {
     return this.journaled() ? this.intentLog : undefined;
   }
 
-  private async openJournal(): Promise<void> {
+  private async openJournal(recovery: RecoveryHost): Promise<void> {
     const dir = join(this.root, CONTROL_DIR, "journal");
     await makeRealDirectory(dir, 0o700);
     const { log, recovered } = await IntentLog.open<PosixIntent>(dir, {
@@ -181,7 +183,7 @@ export class PosixBackend implements Backend {
       bootId: this.bootId,
       checkpointDelayMs: this.checkpointDelayMs,
     });
-    await replayIntentLog(this.recovery(), log, recovered);
+    await replayIntentLog(recovery, log, recovered);
     // A root that does not use the log still hands it every Create and Remove (see supersede).
     this.intentLog = log;
   }
